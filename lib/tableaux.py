@@ -1,0 +1,127 @@
+"""Butcher tableaux as validated data.
+
+A Runge--Kutta method with ``s`` stages is the triple ``(a, b, c)``:
+
+    Z_i     = z + h * sum_j a_ij f(t + c_i h, Z_j),   i = 1..s
+    z_next  = z + h * sum_i b_i  f(t + c_i h, Z_i)
+
+(Hairer, Norsett & Wanner, *Solving ODEs I*, II.1).  A tableau is checked when it is
+built, so a solver never has to trust hard-coded coefficients: ``a`` is square, its
+rows sum to ``c`` (the stages are consistent in time) and ``sum(b) = 1`` (the method
+is consistent, order >= 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+_TOL = 1e-12
+
+
+def _as_floats(values, name: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a sequence of numbers, got {values!r}") from err
+    return out
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    """The coefficients ``(a, b, c)`` of an ``s``-stage Runge--Kutta method.
+
+    ``a`` is ``s x s`` (missing upper entries of an explicit method may be given as
+    ragged rows, which are padded with zeros), ``b`` and ``c`` have length ``s``.
+    ``order`` is the classical order the method is known to have; the test suite
+    measures it on problems with a closed-form solution.
+    """
+
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+    c: tuple[float, ...]
+    order: int
+    name: str = "custom"
+
+    def __init__(self, a: Sequence[Sequence[float]], b: Sequence[float], c: Sequence[float],
+                 order: int, name: str = "custom"):
+        b_ = _as_floats(b, "b")
+        c_ = _as_floats(c, "c")
+        s = len(b_)
+        if s == 0:
+            raise ValueError("b must have at least one entry (one stage)")
+        if len(c_) != s:
+            raise ValueError(f"c must have {s} entries like b, got {len(c_)}")
+        rows = [_as_floats(row, f"a[{i}]") for i, row in enumerate(a)]
+        if len(rows) != s:
+            raise ValueError(f"a must have {s} rows (one per stage), got {len(rows)}")
+        a_ = []
+        for i, row in enumerate(rows):
+            if len(row) > s:
+                raise ValueError(f"a must be square {s}x{s}; row {i} has {len(row)} entries")
+            a_.append(row + (0.0,) * (s - len(row)))
+        for i, row in enumerate(a_):
+            if abs(sum(row) - c_[i]) > _TOL:
+                raise ValueError(
+                    f"row {i} of a sums to {sum(row)!r} but c[{i}] = {c_[i]!r}: "
+                    "the rows of a must sum to c")
+        if abs(sum(b_) - 1.0) > _TOL:
+            raise ValueError(f"the weights b must sum to 1 (consistency), they sum to {sum(b_)!r}")
+        if not isinstance(order, int) or order < 1:
+            raise ValueError(f"order must be a positive integer, got {order!r}")
+        object.__setattr__(self, "a", tuple(a_))
+        object.__setattr__(self, "b", b_)
+        object.__setattr__(self, "c", c_)
+        object.__setattr__(self, "order", order)
+        object.__setattr__(self, "name", str(name))
+
+    @property
+    def stages(self) -> int:
+        """The number of stages ``s``."""
+        return len(self.b)
+
+    @property
+    def is_explicit(self) -> bool:
+        """True when ``a`` is strictly lower triangular (``a_ij = 0`` for ``j >= i``)."""
+        return all(self.a[i][j] == 0.0 for i in range(self.stages) for j in range(i, self.stages))
+
+    def __repr__(self) -> str:
+        return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order={self.order})"
+
+
+EULER = ButcherTableau(a=[[0]], b=[1], c=[0], order=1, name="euler")
+"""Explicit Euler: ``z + h f(z)``. With ``h = 1`` this is the ResNet layer."""
+
+MIDPOINT = ButcherTableau(a=[[0], [1 / 2]], b=[0, 1], c=[0, 1 / 2], order=2, name="midpoint")
+"""Explicit midpoint rule (Runge 1895). Note ``b_1 = 0``."""
+
+HEUN = ButcherTableau(a=[[0], [1]], b=[1 / 2, 1 / 2], c=[0, 1], order=2, name="heun")
+"""Heun's method, the improved Euler method (explicit trapezoidal rule)."""
+
+KUTTA3 = ButcherTableau(a=[[0], [1 / 2], [-1, 2]], b=[1 / 6, 2 / 3, 1 / 6], c=[0, 1 / 2, 1],
+                        order=3, name="kutta3")
+"""Kutta's third-order method (Kutta 1901)."""
+
+RK4 = ButcherTableau(a=[[0], [1 / 2], [0, 1 / 2], [0, 0, 1]], b=[1 / 6, 1 / 3, 1 / 3, 1 / 6],
+                     c=[0, 1 / 2, 1 / 2, 1], order=4, name="rk4")
+"""The classic fourth-order Runge--Kutta method."""
+
+RK38 = ButcherTableau(a=[[0], [1 / 3], [-1 / 3, 1], [1, -1, 1]], b=[1 / 8, 3 / 8, 3 / 8, 1 / 8],
+                      c=[0, 1 / 3, 2 / 3, 1], order=4, name="rk38")
+"""Kutta's 3/8 rule, fourth order (torchdiffeq's fixed-grid ``rk4``)."""
+
+METHODS: dict[str, ButcherTableau] = {t.name: t for t in (EULER, MIDPOINT, HEUN, KUTTA3, RK4, RK38)}
+"""Registry of the named explicit methods, keyed by lower-case name."""
+
+
+def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
+    """Return the tableau named ``method`` (case-insensitive), or ``method`` itself."""
+    if isinstance(method, ButcherTableau):
+        return method
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a name or a ButcherTableau, got {type(method).__name__}")
+    try:
+        return METHODS[method.lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown method {method!r}; expected one of {sorted(METHODS)} or a ButcherTableau"
+        ) from None

@@ -1,0 +1,45 @@
+"""The book's notebooks: every one is in the table of contents, and every one is committed
+executed (nbval then re-executes them and compares the outputs; it compares nothing for a
+cell that has no stored outputs, so an unexecuted notebook must fail here)."""
+import json
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOC = (ROOT / "_toc.yml").read_text()
+TOC_FILES = re.findall(r"file:\s*([\w./-]+)", TOC)
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def toc_notebooks():
+    return [ROOT / (f + ".ipynb") for f in TOC_FILES if (ROOT / (f + ".ipynb")).exists()]
+
+
+def test_every_toc_entry_exists():
+    missing = [f for f in TOC_FILES
+               if not any((ROOT / (f + ext)).exists() for ext in (".ipynb", ".md"))]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_in_toc(path):
+    assert str(path.relative_to(ROOT).with_suffix("")) in TOC_FILES, f"{path.name} is not in _toc.yml"
+
+
+@pytest.mark.parametrize("path", toc_notebooks(), ids=lambda p: p.name)
+def test_notebook_committed_with_outputs(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    assert code, f"{path.name} has no code cells"
+    unrun = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+    assert not unrun, f"{path.name}: code cells {unrun} were committed without being executed"
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name} was not executed top to bottom in one fresh kernel (counts {counts})")
+    errors = [i for i, c in enumerate(code) for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert not errors, f"{path.name}: code cells {errors} have error outputs"
+    assert any(c.get("outputs") for c in code), f"{path.name} has no outputs at all"
+    assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", (
+        f"{path.name} must use the python3 kernel")
