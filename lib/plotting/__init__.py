@@ -1,0 +1,1 @@
+"""The book's recurring figures, one module per kind of figure."""
