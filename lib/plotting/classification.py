@@ -1,0 +1,119 @@
+"""Figures for classification networks: the data, decision regions, the layer-by-layer
+transitions of the features, and training curves."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.colors import ListedColormap
+
+from ..models import ODENet
+from ..train import History
+
+CLASS_COLOURS = ("#1f77b4", "#d62728")
+"""Colours of class 0 and class 1 in every figure of the book."""
+
+
+def scatter_classes(ax, points: torch.Tensor, y: torch.Tensor, size: float = 6.0, legend: bool = True):
+    """Scatter 2-D ``points`` on ``ax`` coloured by the labels ``y``."""
+    points, y = points.detach().cpu(), y.cpu()
+    for label, colour in enumerate(CLASS_COLOURS):
+        mask = y == label
+        ax.scatter(points[mask, 0], points[mask, 1], s=size, c=colour, label=f"class {label}",
+                   linewidths=0)
+    if legend:
+        ax.legend(loc="upper right", fontsize=8, markerscale=2)
+
+
+def datasets(data: Mapping[str, tuple[torch.Tensor, torch.Tensor]]):
+    """One panel per named data set ``{name: (X, y)}``."""
+    fig, axes = plt.subplots(1, len(data), figsize=(3.2 * len(data), 3.2), squeeze=False)
+    for ax, (name, (X, y)) in zip(axes[0], data.items()):
+        scatter_classes(ax, X, y)
+        ax.set(title=name, xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    fig.tight_layout()
+    return fig
+
+
+def _grid(X: torch.Tensor, resolution: int, margin: float):
+    lo = X.min(0).values.cpu() - margin
+    hi = X.max(0).values.cpu() + margin
+    u = torch.linspace(float(lo[0]), float(hi[0]), resolution, dtype=X.dtype)
+    v = torch.linspace(float(lo[1]), float(hi[1]), resolution, dtype=X.dtype)
+    U, V = torch.meshgrid(u, v, indexing="xy")
+    return U, V, torch.stack([U.reshape(-1), V.reshape(-1)], 1)
+
+
+def decision_regions(net: ODENet, X: torch.Tensor, y: torch.Tensor, ax=None, title: str | None = None,
+                     resolution: int = 150, margin: float = 0.3):
+    """The predicted probability of class 1, ``eta(w^T z^K + mu)``, over the plane, with the
+    decision boundary ``eta = 1/2`` and the data.  Returns the figure."""
+    if net.classifier.classes != 2:
+        raise ValueError("decision_regions draws two-class networks only")
+    fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
+    U, V, points = _grid(X, resolution, margin)
+    device = next(net.parameters()).device
+    with torch.no_grad():
+        prob = torch.sigmoid(net(points.to(device))).cpu().reshape(U.shape)
+    cmap = ListedColormap(["#aec7e8", "#ffffff", "#ff9896"])
+    ax.contourf(U, V, prob, levels=[0, 0.25, 0.75, 1], cmap=cmap, alpha=0.8)
+    ax.contour(U, V, prob, levels=[0.5], colors="k", linewidths=1)
+    scatter_classes(ax, X, y, size=4)
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal", title=title or "decision regions")
+    return fig
+
+
+def _project(z: torch.Tensor) -> torch.Tensor:
+    """The 2-D view of features ``[n, d]``: themselves for ``d = 2``, else the two leading
+    principal components."""
+    if z.shape[1] == 2:
+        return z
+    centred = z - z.mean(0)
+    _, _, Vh = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ Vh[:2].T
+
+
+def transitions(net: ODENet, X: torch.Tensor, y: torch.Tensor, layers: Sequence[int] | None = None):
+    """The features ``z^k`` of the data after the chosen ``layers`` (default: six evenly spaced,
+    first and last included), coloured by class.  Features wider than 2 are shown in their two
+    leading principal components; for width 2 the last panel also shows the classifier's line
+    ``w^T z + mu = 0``."""
+    K = net.depth
+    layers = list(layers) if layers is not None else sorted({round(i * K / 5) for i in range(6)})
+    if not layers or min(layers) < 0 or max(layers) > K:
+        raise ValueError(f"layers must be indices in 0..{K}, got {layers}")
+    with torch.no_grad():
+        states = net.trajectory(X).cpu()
+    fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 2.8), squeeze=False)
+    for ax, k in zip(axes[0], layers):
+        z = _project(states[k])
+        scatter_classes(ax, z, y, size=3, legend=k == layers[0])
+        ax.set(title=f"layer $k = {k}$, $t = {k * net.h:g}$", xlabel="$z_1$", ylabel="$z_2$")
+        if k == K and net.width == 2 and net.classifier.classes == 2:
+            w = net.classifier.w.detach().cpu()
+            mu = float(net.classifier.mu.detach())
+            s = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), 2)
+            if abs(float(w[1])) > 1e-12:
+                ax.plot(s, -(mu + w[0] * s) / w[1], "k--", lw=1, label="$w^Tz+\\mu=0$")
+                ax.set_ylim(float(z[:, 1].min()) - 0.2, float(z[:, 1].max()) + 0.2)
+                ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: Mapping[str, History]):
+    """Objective (log scale) and accuracies against the iteration for several named runs."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for i, (name, h) in enumerate(histories.items()):
+        colour = f"C{i}"
+        left.semilogy(range(1, len(h.loss) + 1), h.loss, color=colour, label=name)
+        right.plot(h.recorded, h.train_accuracy, color=colour, label=f"{name}, train")
+        if h.validation_accuracy:
+            right.plot(h.recorded, h.validation_accuracy, "--", color=colour, label=f"{name}, validation")
+    left.set(xlabel="iteration", ylabel="objective $E(\\theta)$", title="training objective")
+    right.set(xlabel="iteration", ylabel="accuracy", title="accuracy")
+    left.legend(fontsize=8)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
