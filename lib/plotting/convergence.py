@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from ..deep_limit import observed_order
 
@@ -17,6 +18,7 @@ def error_vs_step(steps: Sequence[float], errors: Mapping[str, Sequence[float]],
         slope = observed_order(steps, errs)
         ax.loglog(steps, errs, "o-", color=f"C{i}", label=f"{label} (slope {slope:.2f})")
     ax.set(xlabel="step size $h$", ylabel=ylabel, title=title)
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
