@@ -12,6 +12,7 @@ is consistent, order >= 1).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,9 +21,13 @@ _TOL = 1e-12
 
 def _as_floats(values, name: str) -> tuple[float, ...]:
     try:
+        if isinstance(values, (str, bytes)):
+            raise TypeError(f"{name} is a string")
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError) as err:
         raise TypeError(f"{name} must be a sequence of numbers, got {values!r}") from err
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{name} must contain finite numbers, got {values!r}")
     return out
 
 
@@ -51,6 +56,8 @@ class ButcherTableau:
             raise ValueError("b must have at least one entry (one stage)")
         if len(c_) != s:
             raise ValueError(f"c must have {s} entries like b, got {len(c_)}")
+        if isinstance(a, (str, bytes)) or not hasattr(a, "__iter__"):
+            raise TypeError(f"a must be a sequence of rows of numbers, got {a!r}")
         rows = [_as_floats(row, f"a[{i}]") for i, row in enumerate(a)]
         if len(rows) != s:
             raise ValueError(f"a must have {s} rows (one per stage), got {len(rows)}")

@@ -117,6 +117,8 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     _check_data(net, X, y, "(X, y)")
     if validation is not None:
+        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
+            raise TypeError("validation must be a pair of tensors (X, y)")
         _check_data(net, *validation, "validation")
     data_loss = LOSSES[loss]
     opt = optimizers[optimizer](net.parameters(), lr=lr)

@@ -1,0 +1,209 @@
+"""Full-batch training: it learns donut2d, it is deterministic, its losses and regulariser are
+the documented formulas, and it stops with the iteration when the objective is not finite."""
+import copy
+import math
+
+import pytest
+import torch
+
+import lib
+from lib.train import LOSSES, History, accuracy, cross_entropy, least_squares, time_smoothness, train
+
+SETTING = dict(width=3, depth=5, T=5.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def donut():
+    return lib.make_dataset("donut2d", 200, seed=0), lib.make_dataset("donut2d", 200, seed=1)
+
+
+def test_adam_learns_donut2d(donut):
+    (X, y), validation = donut
+    net = lib.ODENet(**SETTING)
+    history = train(net, X, y, iterations=200, optimizer="adam", lr=0.05, validation=validation)
+    # measured (torch 2.13, CPU): loss 0.923 -> 0.099, train accuracy 0.970, validation 0.930
+    assert isinstance(history, History)
+    assert len(history.loss) == 200
+    assert history.loss[-1] < 0.2 * history.loss[0]
+    assert history.train_accuracy[-1] >= 0.9
+    assert history.validation_accuracy[-1] >= 0.85
+    assert history.recorded == list(range(10, 201, 10))
+    assert len(history.train_accuracy) == len(history.validation_accuracy) == 20
+    assert history.train_accuracy[-1] == pytest.approx(accuracy(net, X, y).item())
+
+
+def test_gradient_descent_learns_donut2d(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    history = train(net, X, y, iterations=300, optimizer="gd", lr=0.5, record_every=300)
+    # measured: loss 0.923 -> 0.139, train accuracy 0.940
+    assert history.loss[-1] < 0.2 * history.loss[0]
+    assert history.train_accuracy[-1] >= 0.85
+    assert history.recorded == [300] and history.validation_accuracy == []
+
+
+def test_gradient_descent_step_is_theta_minus_lr_grad(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    reference = copy.deepcopy(net)
+    cross_entropy(reference(X), y).backward()
+    expected = [p - 0.1 * p.grad for p in reference.parameters()]
+    train(net, X, y, iterations=1, optimizer="gd", lr=0.1)
+    for p, q in zip(net.parameters(), expected):
+        assert torch.allclose(p, q, rtol=0, atol=1e-7)
+
+
+def test_training_is_deterministic(donut):
+    (X, y), _ = donut
+    runs = []
+    for _ in range(2):
+        net = lib.ODENet(**SETTING)
+        history = train(net, X, y, iterations=30, optimizer="adam", lr=0.05)
+        runs.append((history, [p.detach().clone() for p in net.parameters()]))
+    (h1, p1), (h2, p2) = runs
+    assert h1.loss == h2.loss and h1.train_accuracy == h2.train_accuracy
+    assert all(torch.equal(a, b) for a, b in zip(p1, p2))
+
+
+def test_loss_history_is_the_objective_before_each_update(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    initial = cross_entropy(net(X), y).item()
+    history = train(net, X, y, iterations=3, lr=0.05)
+    assert history.loss[0] == pytest.approx(initial, rel=1e-6)
+
+
+def test_cross_entropy_formulas():
+    logits = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    y = torch.tensor([1, 0, 0])
+    s = torch.sigmoid(logits)
+    expected = -(y * s.log() + (1 - y) * (1 - s).log()).mean()
+    assert cross_entropy(logits, y).item() == pytest.approx(expected.item(), rel=1e-12)
+    many = torch.tensor([[0.3, -1.2, 2.0], [1.0, 0.0, -1.0]], dtype=torch.float64)
+    labels = torch.tensor([2, 0])
+    expected = -(many.softmax(1)[[0, 1], labels]).log().mean()
+    assert cross_entropy(many, labels).item() == pytest.approx(expected.item(), rel=1e-12)
+
+
+def test_least_squares_formulas():
+    logits = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    y = torch.tensor([1, 0, 0])
+    expected = sum(0.5 * (1 / (1 + math.exp(-v)) - t) ** 2 for v, t in zip(logits.tolist(), y.tolist())) / 3
+    assert least_squares(logits, y).item() == pytest.approx(expected, rel=1e-12)
+    many = torch.tensor([[0.3, -1.2, 2.0], [1.0, 0.0, -1.0]], dtype=torch.float64)
+    labels = torch.tensor([2, 0])
+    onehot = torch.tensor([[0, 0, 1], [1, 0, 0]], dtype=torch.float64)
+    expected = 0.5 * ((many.softmax(1) - onehot) ** 2).sum() / 2
+    assert least_squares(many, labels).item() == pytest.approx(expected.item(), rel=1e-12)
+    assert set(LOSSES) == {"cross_entropy", "least_squares"}
+
+
+def test_least_squares_training_uses_that_loss_and_learns(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    initial = least_squares(net(X), y).item()
+    history = train(net, X, y, iterations=200, lr=0.05, loss="least_squares")
+    assert history.loss[0] == pytest.approx(initial, rel=1e-6)
+    assert history.loss[-1] < 0.3 * history.loss[0]
+    assert history.train_accuracy[-1] >= 0.85
+
+
+def test_three_classes_train():
+    X, y = lib.make_dataset("spiral", 60, seed=0)
+    y = torch.where(X[:, 0] > 0.5, torch.tensor(2), y)
+    net = lib.ODENet(width=3, depth=3, T=3.0, classes=3)
+    history = train(net, X, y, iterations=20, lr=0.05)
+    assert history.loss[-1] < history.loss[0]
+
+
+def time_smoothness_by_loop(net, lam):
+    """``lam h sum_k |(theta^{k+1} - theta^k) / h|^2`` over A and b, written out."""
+    h, total = net.h, 0.0
+    for k in range(net.depth - 1):
+        for theta in (net.field.A, net.field.b):
+            total += (((theta[k + 1] - theta[k]) / h) ** 2).sum().item()
+    return lam * h * total
+
+
+@pytest.mark.parametrize("T", [1.0, 5.0, None])
+def test_time_smoothness_is_the_discretised_integral(T):
+    net = lib.ODENet(width=3, depth=4, T=T, seed=2).double()
+    assert time_smoothness(0.7)(net).item() == pytest.approx(time_smoothness_by_loop(net, 0.7), rel=1e-12)
+    assert time_smoothness(0.0)(net).item() == 0.0
+
+
+def test_time_smoothness_of_constant_parameters_is_zero():
+    net = lib.ODENet(width=2, depth=4)
+    with torch.no_grad():
+        net.field.A.copy_(net.field.A[:1].expand_as(net.field.A))
+        net.field.b.copy_(net.field.b[:1].expand_as(net.field.b))
+    assert time_smoothness(1.0)(net).item() == 0.0
+
+
+def test_regulariser_is_added_to_the_objective_and_its_gradient_used(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    plain = copy.deepcopy(net)
+    data, R = cross_entropy(net(X), y).item(), time_smoothness_by_loop(net, 1.0)
+    history = train(net, X, y, iterations=50, lr=0.05, regulariser=time_smoothness(1.0))
+    assert history.loss[0] == pytest.approx(data + R, rel=1e-5)
+    train(plain, X, y, iterations=50, lr=0.05)
+    # the regulariser's gradient makes the layers' parameters vary less in time
+    assert time_smoothness_by_loop(net, 1.0) < 0.5 * time_smoothness_by_loop(plain, 1.0)
+
+
+def test_regulariser_returning_nan_stops_training_naming_the_iteration(donut):
+    (X, y), _ = donut
+    calls = []
+
+    def nan_at_seven(net):
+        calls.append(len(calls))
+        return torch.tensor(math.nan if len(calls) == 8 else 0.0)
+
+    with pytest.raises(ValueError, match=r"non-finite.*iteration 7\b"):
+        train(lib.ODENet(**SETTING), X, y, iterations=30, lr=0.05, regulariser=nan_at_seven,
+              record_every=5)
+    assert 8 <= len(calls) <= 10       # stopped at the latest at the end of the block 5..9
+
+
+def test_huge_learning_rate_is_reported_as_non_finite(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(width=3, depth=5, T=5.0, activation="identity", seed=0)
+    with pytest.raises(ValueError, match=r"non-finite .*at iteration \d+"):
+        train(net, X, y, iterations=50, optimizer="gd", lr=1e6)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(iterations=0), ValueError, "iterations"),
+    (dict(iterations=2.5), ValueError, "iterations"),
+    (dict(optimizer="sgd"), ValueError, "unknown optimizer"),
+    (dict(loss="mse"), ValueError, "unknown loss"),
+    (dict(lr=0), ValueError, "lr"),
+    (dict(lr=-0.1), ValueError, "lr"),
+    (dict(record_every=0), ValueError, "record_every"),
+])
+def test_bad_arguments_are_refused(donut, kwargs, error, message):
+    (X, y), _ = donut
+    with pytest.raises(error, match=message):
+        train(lib.ODENet(**SETTING), X, y, **kwargs)
+
+
+def test_bad_data_is_refused(donut):
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    with pytest.raises(ValueError, match="X must have shape"):
+        train(net, X[:, :1], y, iterations=1)
+    with pytest.raises(ValueError, match="y must be a long tensor"):
+        train(net, X, y.float(), iterations=1)
+    with pytest.raises(ValueError, match="y must be a long tensor"):
+        train(net, X, y[:-1], iterations=1)
+    with pytest.raises(ValueError, match="labels must lie in 0..1"):
+        train(net, X, y + 1, iterations=1)
+    with pytest.raises(TypeError, match="pair of tensors"):
+        train(net, X.tolist(), y, iterations=1)
+    with pytest.raises(ValueError, match="validation"):
+        train(net, X, y, iterations=1, validation=(X[:, :1], y))
+    with pytest.raises(TypeError, match="validation must be a pair"):
+        train(net, X, y, iterations=1, validation=X)
+    with pytest.raises(ValueError, match="lam"):
+        time_smoothness(-1.0)
