@@ -10,6 +10,7 @@ loss is written into a preallocated tensor and checked for finiteness once per b
 """
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -17,6 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from .models import ODENet
 
@@ -102,18 +104,20 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
     every ``record_every`` iterations and at the end.  ``progress`` shows a tqdm bar; by
     default only when standard error is a terminal, so notebooks never print one.
 
-    Raises ``ValueError`` naming the first iteration whose objective is not finite.
+    Iterations are numbered from 0; ``History.recorded`` holds the number of iterations completed
+    when the accuracies were recorded.  Raises ``ValueError`` naming the first iteration whose
+    objective is not finite.
     """
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-    if not isinstance(record_every, int) or record_every < 1:
+    if not isinstance(record_every, int) or isinstance(record_every, bool) or record_every < 1:
         raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
     optimizers = {"gd": torch.optim.SGD, "adam": torch.optim.Adam}
     if optimizer not in optimizers:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(optimizers)}")
-    if not (isinstance(lr, (int, float)) and lr > 0):
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     _check_data(net, X, y, "(X, y)")
     if validation is not None:
@@ -125,10 +129,6 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
     losses = torch.empty(iterations, dtype=X.dtype, device=X.device)
     history = History()
     show = sys.stderr.isatty() if progress is None else progress
-    bar = None
-    if show:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=iterations, desc="training", leave=False)
 
     def step(i: int) -> None:
         opt.zero_grad(set_to_none=True)
@@ -139,25 +139,21 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
         opt.step()
         losses[i] = objective.detach()
 
-    start = 0
-    while start < iterations:
-        stop = min(start + record_every, iterations)
-        for i in range(start, stop):
-            step(i)
-        block = losses[start:stop]
-        finite = torch.isfinite(block)
-        if not bool(finite.all()):
-            first = start + int((~finite).nonzero()[0, 0])
-            raise ValueError(f"the objective became non-finite ({block[first - start].item()}) at "
-                             f"iteration {first}; lower the learning rate lr or the step h")
-        history.recorded.append(stop)
-        history.train_accuracy.append(float(accuracy(net, X, y)))
-        if validation is not None:
-            history.validation_accuracy.append(float(accuracy(net, *validation)))
-        if bar is not None:
+    with tqdm(total=iterations, desc="training", leave=False, disable=not show) as bar:
+        for start in range(0, iterations, record_every):
+            stop = min(start + record_every, iterations)
+            for i in range(start, stop):
+                step(i)
+            block = losses[start:stop]
+            finite = torch.isfinite(block)
+            if not bool(finite.all()):
+                first = start + int((~finite).nonzero()[0, 0])
+                raise ValueError(f"the objective became non-finite ({block[first - start].item()}) "
+                                 f"at iteration {first}; lower the learning rate lr or the step h")
+            history.recorded.append(stop)
+            history.train_accuracy.append(float(accuracy(net, X, y)))
+            if validation is not None:
+                history.validation_accuracy.append(float(accuracy(net, *validation)))
             bar.update(stop - start)
-        start = stop
-    if bar is not None:
-        bar.close()
     history.loss = losses.tolist()
     return history

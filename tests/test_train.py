@@ -180,7 +180,10 @@ def test_huge_learning_rate_is_reported_as_non_finite(donut):
     (dict(loss="mse"), ValueError, "unknown loss"),
     (dict(lr=0), ValueError, "lr"),
     (dict(lr=-0.1), ValueError, "lr"),
+    (dict(lr=float("inf")), ValueError, "lr"),
+    (dict(lr=True), ValueError, "lr"),
     (dict(record_every=0), ValueError, "record_every"),
+    (dict(record_every=True), ValueError, "record_every"),
 ])
 def test_bad_arguments_are_refused(donut, kwargs, error, message):
     (X, y), _ = donut

@@ -1,0 +1,60 @@
+"""The book's figures: each returns a figure whose axes are labelled, and bad input is refused."""
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import lib  # noqa: E402
+from lib.experiments import classify  # noqa: E402
+from lib.plotting import classification as cplot  # noqa: E402
+from lib.plotting.convergence import error_vs_step  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run():
+    return classify("donut2d", n=60, iterations=20, width=3, depth=4)
+
+
+def labelled(fig):
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert axes
+    for ax in axes:
+        assert ax.get_xlabel() and ax.get_ylabel(), "every axis needs labels"
+    plt.close(fig)
+    return True
+
+
+def test_experiment_records_everything(run):
+    assert run.history.recorded == [20] and len(run.history.loss) == 20
+    assert 0 <= run.train_accuracy <= 1 and 0 <= run.validation_accuracy <= 1
+    assert run.name in run.summary() and "validation" in run.summary()
+    assert not torch.equal(run.X, run.X_val)
+
+
+def test_figures_are_labelled(run):
+    assert labelled(cplot.datasets({"donut2d": (run.X, run.y)}))
+    assert labelled(cplot.decision_regions(run.net, run.X, run.y))
+    assert labelled(cplot.transitions(run.net, run.X, run.y, layers=[0, 2, 4]))
+    assert labelled(cplot.training_curves({"run": run.history}))
+    assert labelled(error_vs_step([0.1, 0.05], {"Euler": [0.2, 0.1]}))
+
+
+def test_transitions_rejects_layers_out_of_range(run):
+    with pytest.raises(ValueError, match="layers must be indices in 0..4"):
+        cplot.transitions(run.net, run.X, run.y, layers=[0, 5])
+
+
+def test_decision_regions_needs_two_classes(run):
+    net = lib.ODENet(width=2, depth=2, classes=3)
+    with pytest.raises(ValueError, match="two-class"):
+        cplot.decision_regions(net, run.X, run.y)
+
+
+def test_explorer_figure_and_widget():
+    from lib.plotting.explorer import explorer, explorer_figure
+    assert labelled(explorer_figure("spiral", depth=2, iterations=5, n=40))
+    widget = explorer()
+    assert [c.description for c in widget.children[:3]] == ["K", "h", "σ"]
+    plt.close("all")
