@@ -92,7 +92,111 @@ class ResNetField(VectorField):
         return self.sigma(torch.addmm(b, z, A.T))
 
 
-FIELDS: dict[str, type[VectorField]] = {"resnet": ResNetField}
+class GradientField(VectorField):
+    """The gradient-flow field ``f(z; A, b) = -A^T sigma(A z + b) = -grad_z V``, with the potential
+    ``V(z) = sum_i gamma((A z + b)_i)`` and ``gamma' = sigma`` (the talk's stability theorem;
+    Celledoni et al. 2021, section 4).
+
+    Its Jacobian ``-A^T diag(sigma'(A z + b)) A`` is symmetric; for ``0 <= sigma' <= 1`` its
+    eigenvalues lie in ``[-||A||^2, 0]``, so the field is one-sided Lipschitz with
+    ``-mu_*^2 <= nu <= 0`` (``mu_*`` the smallest singular value of ``A``).  Initialised as
+    :class:`ResNetField`.
+    """
+
+    theta_names = ("A", "b")
+
+    def __init__(self, width: int, layers: int, activation: str = "tanh",
+                 generator: torch.Generator | None = None):
+        super().__init__(width, layers, activation)
+        self.A = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
+        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+
+    def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        A, b = theta
+        return -torch.mm(self.sigma(torch.addmm(b, z, A.T)), A)
+
+
+def _finite_at_least(value, name: str, low: float, strict: bool) -> float:
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+            or value < low or (strict and value == low)):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+class AntisymmetricField(VectorField):
+    """The antisymmetric field of Haber & Ruthotto (2017, section 3),
+    ``f(z; W, b) = sigma((W - W^T - gamma I) z + b)``.
+
+    The matrix ``K = W - W^T - gamma I`` has eigenvalues ``-gamma + i omega``; the Jacobian
+    ``diag(sigma') K`` is similar to ``D^(1/2) (W - W^T) D^(1/2) - gamma D`` (``D = diag(sigma')``),
+    so for ``sigma' >= 0`` its eigenvalues have real part ``<= 0``: every layer is linearly stable.
+    ``gamma >= 0`` (default ``0.1``) is fixed, not trained; it moves the eigenvalues off the
+    imaginary axis, where the explicit Euler step is unstable.  ``W^k`` is initialised
+    ``N(0, 1/width)`` and ``b^k`` ``N(0, 0.1^2)``.
+    """
+
+    theta_names = ("W", "b")
+
+    def __init__(self, width: int, layers: int, activation: str = "tanh",
+                 generator: torch.Generator | None = None, gamma: float = 0.1):
+        super().__init__(width, layers, activation)
+        self.gamma = _finite_at_least(gamma, "gamma", 0.0, strict=False)
+        self.W = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
+        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+
+    def matrix(self, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The layer's matrix ``K = W - W^T - gamma I``."""
+        W = theta[0]
+        return W - W.T - self.gamma * torch.eye(self.width, dtype=W.dtype, device=W.device)
+
+    def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        W, b = theta
+        # z K^T + b = z (W^T - W) + b - gamma z
+        return self.sigma(torch.addmm(b, z, W.T - W).sub_(z, alpha=self.gamma))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, gamma={self.gamma:g}"
+
+
+class NegativeDefiniteField(VectorField):
+    """The field ``f(z; B, b) = sigma(A z + b)`` with the symmetric negative definite matrix
+    ``A = -(B B^T + eps I)`` (a restricted parameter space of the talk; Haber & Ruthotto 2017).
+
+    ``A`` has eigenvalues ``<= -eps``, and the Jacobian ``diag(sigma') A`` is similar to the
+    symmetric ``D^(1/2) A D^(1/2)`` (``D = diag(sigma')``), so its eigenvalues are real and
+    ``<= 0`` for ``sigma' >= 0``; with ``sigma`` the identity the field is one-sided Lipschitz
+    with ``nu = lambda_max(A) <= -eps``.  ``eps > 0`` (default ``0.1``) is fixed, not trained;
+    ``B^k`` is initialised ``N(0, 1/width)`` and ``b^k`` ``N(0, 0.1^2)``.
+    """
+
+    theta_names = ("B", "b")
+
+    def __init__(self, width: int, layers: int, activation: str = "tanh",
+                 generator: torch.Generator | None = None, eps: float = 0.1):
+        super().__init__(width, layers, activation)
+        self.eps = _finite_at_least(eps, "eps", 0.0, strict=True)
+        self.B = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
+        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+
+    def matrix(self, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The layer's matrix ``A = -(B B^T + eps I)``."""
+        B = theta[0]
+        return torch.addmm(torch.eye(self.width, dtype=B.dtype, device=B.device), B, B.T,
+                           beta=-self.eps, alpha=-1.0)
+
+    def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        B, b = theta
+        # z A^T + b = -(z B) B^T - eps z + b
+        return self.sigma(torch.addmm(b, torch.mm(z, B), B.T, alpha=-1.0).sub_(z, alpha=self.eps))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, eps={self.eps:g}"
+
+
+FIELDS: dict[str, type[VectorField]] = {"resnet": ResNetField, "gradient": GradientField,
+                                        "antisymmetric": AntisymmetricField,
+                                        "negdef": NegativeDefiniteField}
 """Registry of the vector fields usable in :class:`ODENet`, by name."""
 
 
