@@ -25,7 +25,7 @@ def _generator(n: int, seed: int, noise: float) -> torch.Generator:
         raise ValueError(f"n must be an integer >= 2 (two classes need two points), got {n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
+    if isinstance(noise, bool) or not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     return torch.Generator().manual_seed(seed)
 

@@ -117,5 +117,7 @@ def test_unknown_name_and_bad_arguments_are_refused():
         make_dataset("spiral", 10, noise=-1)
     with pytest.raises(ValueError, match="noise"):
         make_dataset("spiral", 10, noise=math.nan)
+    with pytest.raises(ValueError, match="noise"):
+        make_dataset("spiral", 10, noise=True)
     with pytest.raises(TypeError, match="seed"):
         make_dataset("spiral", 10, seed=1.5)
