@@ -95,7 +95,7 @@ class ResNetField(VectorField):
 class GradientField(VectorField):
     """The gradient-flow field ``f(z; A, b) = -A^T sigma(A z + b) = -grad_z V``, with the potential
     ``V(z) = sum_i gamma((A z + b)_i)`` and ``gamma' = sigma`` (the talk's stability theorem;
-    Celledoni et al. 2021, section 4).
+    Celledoni et al. 2021).
 
     Its Jacobian ``-A^T diag(sigma'(A z + b)) A`` is symmetric; for ``0 <= sigma' <= 1`` its
     eigenvalues lie in ``[-||A||^2, 0]``, so the field is one-sided Lipschitz with

@@ -8,7 +8,7 @@ norms, one-sided Lipschitz constants and the gradient-flow theorem of the talk.
   ``<f(t, z_2) - f(t, z_1), z_2 - z_1> <= nu |z_2 - z_1|^2``, which gives
   ``|z_2(t) - z_1(t)| <= e^(nu t) |z_2(0) - z_1(0)|``.  On a convex set the smallest such
   ``nu`` is the supremum of the *logarithmic norm* ``mu_2(J) = lambda_max((J + J^T) / 2)``
-  (Dahlquist 1958; Söderlind 2006), and ``alpha(J) <= mu_2(J)`` always.
+  (Dahlquist 1959; Söderlind 2006), and ``alpha(J) <= mu_2(J)`` always.
 - *Theorem* (the talk; Celledoni et al. 2021): for ``f = -A^T sigma(A z + b)`` with
   ``0 <= sigma' <= 1``, ``-mu_*^2 <= nu <= 0`` with ``mu_*`` the smallest singular value of ``A``,
   and ``sigma(s) = s`` attains ``-mu_*^2``.
@@ -82,7 +82,7 @@ def spectral_abscissa(J: torch.Tensor) -> torch.Tensor:
 
 def log_norm(J: torch.Tensor) -> torch.Tensor:
     """The logarithmic 2-norm ``mu_2(J) = lambda_max((J + J^T) / 2) = max_{|u|=1} <J u, u>``
-    (Dahlquist 1958), for a matrix or a batch ``[..., d, d]``.  It bounds the spectrum,
+    (Dahlquist 1959), for a matrix or a batch ``[..., d, d]``.  It bounds the spectrum,
     ``alpha(J) <= mu_2(J)``, and the growth ``|exp(tJ)| <= exp(t mu_2(J))``."""
     J = _check_square(J)
     return torch.linalg.eigvalsh(0.5 * (J + J.mT))[..., -1]
@@ -221,7 +221,7 @@ def growth_factor(net: ODENet, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tens
 def growth_bound(nu: torch.Tensor, h: float) -> torch.Tensor:
     """``exp(int_0^{t_k} nu(s) ds) = exp(h sum_{j<k} nu_j)`` for ``k = 0..K`` (shape ``[K+1]``), the
     bound on :func:`growth_factor` from the one-sided Lipschitz constants ``nu_j`` of the layers
-    (``e^(nu t)`` when all are equal): ``d/dt |delta| <= nu |delta|`` (Dahlquist 1958)."""
+    (``e^(nu t)`` when all are equal): ``d/dt |delta| <= nu |delta|`` (Dahlquist 1959)."""
     if not isinstance(nu, torch.Tensor) or nu.dim() != 1:
         raise ValueError(f"nu must be a 1-D tensor of per-layer constants, got {nu!r}")
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
