@@ -132,3 +132,91 @@ def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
         raise ValueError(
             f"unknown method {method!r}; expected one of {sorted(METHODS)} or a ButcherTableau"
         ) from None
+
+
+# --- Symplectic partners: the adjoint of a Runge--Kutta method (Sanz-Serna 2016) -------------
+
+_ORDER_CONDITIONS = (
+    # (order, condition on the weights b, the matrix a and the nodes c), Hairer, Norsett &
+    # Wanner, *Solving ODEs I*, Table II.2.2: one condition per rooted tree with <= 4 vertices.
+    (1, lambda a, b, c, s: sum(b) - 1),
+    (2, lambda a, b, c, s: sum(b[i] * c[i] for i in s) - 1 / 2),
+    (3, lambda a, b, c, s: sum(b[i] * c[i] ** 2 for i in s) - 1 / 3),
+    (3, lambda a, b, c, s: sum(b[i] * a[i][j] * c[j] for i in s for j in s) - 1 / 6),
+    (4, lambda a, b, c, s: sum(b[i] * c[i] ** 3 for i in s) - 1 / 4),
+    (4, lambda a, b, c, s: sum(b[i] * c[i] * a[i][j] * c[j] for i in s for j in s) - 1 / 8),
+    (4, lambda a, b, c, s: sum(b[i] * a[i][j] * c[j] ** 2 for i in s for j in s) - 1 / 12),
+    (4, lambda a, b, c, s: sum(b[i] * a[i][j] * a[j][k] * c[k] for i in s for j in s for k in s)
+     - 1 / 24),
+)
+
+
+def _classical_order(a, b, c) -> int:
+    """The largest ``q <= 4`` such that ``(a, b, c)`` satisfies every order condition of order
+    ``<= q`` (Hairer, Norsett & Wanner, *Solving ODEs I*, II.2); at least 1 as ``sum(b) = 1``."""
+    s = range(len(b))
+    order = 0
+    for q in range(1, 5):
+        if any(abs(cond(a, b, c, s)) > 1e-10 for p, cond in _ORDER_CONDITIONS if p == q):
+            break
+        order = q
+    return order
+
+
+def _check_tableau(t, name: str) -> ButcherTableau:
+    if not isinstance(t, ButcherTableau):
+        raise TypeError(f"{name} must be a ButcherTableau, got {type(t).__name__}")
+    return t
+
+
+def symplectic_partner(t: ButcherTableau) -> ButcherTableau:
+    """The symplectic partner (adjoint tableau) of ``t = (a, b)``:
+
+        abar_ij = b_j - b_j a_ji / b_i,   bbar = b,   cbar_i = sum_j abar_ij.
+
+    Applied to the adjoint equation ``p' = -J(z)^T p`` alongside ``t`` applied to ``z' = f(z)``,
+    the pair is a symplectic partitioned Runge--Kutta method, and its backward sweep is exactly
+    the chain rule through the steps of ``t``, i.e. the DTO gradient (Sanz-Serna 2016, SIAM
+    Review 58:3--33, section 3; Hager 2000).  The partner of an explicit method is implicit
+    forward in time but explicit backwards.  ``order`` is the partner's own classical order as a
+    standalone method (checked up to 4); the pair always has the order of ``t``.
+
+    Raises ``ValueError`` when some ``b_i = 0`` (explicit midpoint): the formula divides by
+    ``b_i``, and the discrete adjoint is then not a Runge--Kutta method at all.
+    """
+    t = _check_tableau(t, "t")
+    zero = [i for i, bi in enumerate(t.b) if bi == 0.0]
+    if zero:
+        raise ValueError(
+            f"tableau {t.name!r} has weight b_{zero[0] + 1} = 0, so its symplectic partner "
+            f"abar_ij = b_j - b_j a_ji / b_i divides by zero: the stage {zero[0] + 1} enters the "
+            "step only through the later stages and its adjoint P_i = lambda_i / (h b_i) does not "
+            "exist. The discrete adjoint (DTO, autograd) is still well defined, but it is not a "
+            "Runge--Kutta method applied to p' = -J^T p.")
+    s = range(t.stages)
+    a = tuple(tuple(t.b[j] - t.b[j] * t.a[j][i] / t.b[i] for j in s) for i in s)
+    c = tuple(sum(row) for row in a)
+    return ButcherTableau(a=a, b=t.b, c=c, order=max(1, _classical_order(a, t.b, c)),
+                          name=f"partner({t.name})")
+
+
+def is_symplectic_pair(t: ButcherTableau, s: ButcherTableau, tol: float = 1e-12) -> bool:
+    """True when the partitioned Runge--Kutta pair ``(t, s)`` (``t`` for ``z``, ``s`` for ``p``)
+    is symplectic:  ``b_i = bhat_i``  and  ``b_i ahat_ij + bhat_j a_ji - b_i bhat_j = 0``  for all
+    ``i, j`` (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, Thm. VI.4.6; Sanz-Serna
+    2016, section 3).  Entries are compared to ``tol``."""
+    t = _check_tableau(t, "t")
+    s = _check_tableau(s, "s")
+    if t.stages != s.stages:
+        return False
+    n = range(t.stages)
+    return (all(abs(t.b[i] - s.b[i]) <= tol for i in n)
+            and all(abs(t.b[i] * s.a[i][j] + s.b[j] * t.a[j][i] - t.b[i] * s.b[j]) <= tol
+                    for i in n for j in n))
+
+
+def is_symplectic(t: ButcherTableau, tol: float = 1e-12) -> bool:
+    """True when the Runge--Kutta method ``t`` is symplectic (conserves quadratic invariants):
+    ``b_i a_ij + b_j a_ji - b_i b_j = 0`` for all ``i, j`` (Sanz-Serna 1988; Hairer, Lubich &
+    Wanner, Thm. VI.4.3), i.e. ``t`` is its own partner.  No explicit method is (take ``i = j``)."""
+    return is_symplectic_pair(t, t, tol)

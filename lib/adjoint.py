@@ -1,0 +1,471 @@
+"""Gradients of the training objective, computed four ways (the talk's DTO vs OTD).
+
+The network of :class:`lib.models.ODENet` is ``z^0 = lift(x)``, ``K`` explicit Runge--Kutta steps
+``Z_i = z^k + h sum_j a_ij f(Z_j; theta^k)``, ``z^{k+1} = z^k + h sum_i b_i f(Z_i; theta^k)``, and
+the objective is the data loss ``E = L(w^T z^K + mu, y)`` of :data:`lib.train.LOSSES`.  With
+``p^K = dE/dz^K`` the *discrete adjoint* (Sanz-Serna 2016, SIAM Review 58:3--33) is, for each step
+backwards, with ``J_i = df/dz(Z_i; theta^k)``,
+
+    P_i = p^{k+1} + h sum_j (b_j a_ji / b_i) J_j^T P_j,    p^k = p^{k+1} + h sum_i b_i J_i^T P_i,
+    dE/dtheta^k = h sum_i b_i (df/dtheta(Z_i; theta^k))^T P_i,
+
+which is the Runge--Kutta method with the *symplectic partner* tableau
+(:func:`lib.tableaux.symplectic_partner`) applied to ``p' = -J^T p``.  This module computes
+
+- :func:`dto_gradient`: discretise-then-optimise, autograd through the steps;
+- :func:`checkpointed_dto_gradient`: the same, recomputing each segment's graph on the way back
+  (Gholami, Keutzer & Biros 2019, ANODE);
+- :func:`otd_gradient`: optimise-then-discretise, an explicit backward sweep for ``p`` with the
+  partner (equal to DTO to round-off) or any other tableau (an ``O(h^q)`` error);
+- :func:`backsolve_gradient`: the black-box adjoint of Chen et al. (2018), which reconstructs ``z``
+  backwards from ``z^K`` alone;
+- :func:`torchdiffeq_adjoint_gradient`: ``torchdiffeq.odeint_adjoint``, the reference
+  implementation of the black-box adjoint.
+
+Every gradient is a dict keyed like ``net.named_parameters()``.  The remaining functions set up
+and measure the comparisons of chapters 2 and 3.
+"""
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from typing import Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.checkpoint import checkpoint
+
+from .integrators import require_explicit, rk_solve, rk_step, weighted_sum
+from .models import ODENet
+from .tableaux import METHODS, ButcherTableau, get_tableau, symplectic_partner
+from .train import LOSSES, _check_data
+
+Gradient = dict[str, torch.Tensor]
+
+
+# --- shared pieces -------------------------------------------------------------------------------
+
+def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if not isinstance(net, ODENet):
+        raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
+    _check_data(net, x, y, "(x, y)")
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+    layered = {f"field.{name}" for name in net.field.theta_names}
+    other = [name for name, _ in net.field.named_parameters(prefix="field") if name not in layered]
+    if other:
+        raise ValueError(f"the adjoint sweeps need every field parameter stacked per layer "
+                         f"(in theta_names); {other} are not")
+    return LOSSES[loss]
+
+
+def _layer(net: ODENet, k: int) -> tuple[torch.Tensor, ...]:
+    """The parameters ``theta^k`` of layer ``k``, detached (the sweeps differentiate by hand)."""
+    return tuple(getattr(net.field, name).detach()[k] for name in net.field.theta_names)
+
+
+def _terminal(net: ODENet, zK: torch.Tensor, y: torch.Tensor, data_loss) -> tuple:
+    """``p^K = dE/dz^K`` and the classifier's gradient, by autograd through ``E`` alone."""
+    params = dict(net.classifier.named_parameters(prefix="classifier"))
+    with torch.enable_grad():
+        zK = zK.detach().requires_grad_(True)
+        E = data_loss(net.classifier(zK), y)
+        pK, *grads = torch.autograd.grad(E, (zK, *params.values()))
+    return pK, dict(zip(params, grads))
+
+
+def _assemble(net: ODENet, layer_grads: list, classifier: Gradient) -> Gradient:
+    """Stack the per-layer gradients ``[theta^0, ..., theta^{K-1}]`` and order the dict like
+    ``net.named_parameters()``."""
+    out = dict(classifier)
+    for m, name in enumerate(net.field.theta_names):
+        out[f"field.{name}"] = torch.stack([g[m] for g in layer_grads])
+    return {name: out[name] for name, _ in net.named_parameters()}
+
+
+def _vjp(net: ODENet, theta, z: torch.Tensor, P: torch.Tensor):
+    """``(J^T P, (df/dtheta)^T P)`` at ``(z, theta)``, by one vector-Jacobian product."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        theta = tuple(t.requires_grad_(True) for t in theta)
+        V, *W = torch.autograd.grad(net.field(z, theta), (z, *theta), P)
+    return V, W
+
+
+def _recorded_step(net: ODENet, theta, z: torch.Tensor, h: float, tableau: ButcherTableau):
+    """One step of ``tableau`` from ``z`` (``h < 0`` steps backwards) and its stage values ``Z_i``."""
+    stages: list[torch.Tensor] = []
+
+    def f(t, Z):
+        stages.append(Z)
+        return net.field(Z, theta)
+
+    return rk_step(f, 0.0, z, h, tableau), stages
+
+
+def _sweep_order(coupling) -> range:
+    """An order in which the stage adjoints ``P_i = p + h sum_j C_ij V_j`` can be computed one
+    after the other: forwards if ``C`` is strictly lower triangular, backwards if strictly upper."""
+    s = len(coupling)
+    if all(coupling[i][j] == 0.0 for i in range(s) for j in range(i, s)):
+        return range(s)
+    if all(coupling[i][j] == 0.0 for i in range(s) for j in range(i + 1)):
+        return range(s - 1, -1, -1)
+    raise ValueError("the stage adjoints cannot be computed one by one (the coupling matrix is "
+                     "neither strictly lower nor strictly upper triangular)")
+
+
+def _adjoint_step(net: ODENet, k: int, nodes, p: torch.Tensor, coupling, weights, h: float):
+    """One backward step of the adjoint over layer ``k`` with ``J`` taken at the states ``nodes``:
+
+        P_i = p + h sum_j C_ij V_j,   (V_i, W_i) = (J(X_i)^T P_i, (df/dtheta(X_i))^T P_i),
+        returns  p + h sum_i w_i V_i  and  h sum_i w_i W_i.
+    """
+    s = len(nodes)
+    V: list = [None] * s
+    W: list = [None] * s
+    for i in _sweep_order(coupling):
+        P = weighted_sum(p, V, coupling[i], h)
+        V[i], W[i] = _vjp(net, _layer(net, k), nodes[i], P)
+    grads = [weighted_sum(torch.zeros_like(Wm), [Wi[m] for Wi in W], weights, h)
+             for m, Wm in enumerate(W[0])]
+    return weighted_sum(p, V, weights, h), grads
+
+
+# --- the gradients -------------------------------------------------------------------------------
+
+def dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                 loss: str = "cross_entropy") -> Gradient:
+    """Discretise-then-optimise: ``dE/dtheta`` by autograd through the ``K`` discrete steps
+    (reverse-mode differentiation of the network, LeCun 1988), exact for the discrete network.
+    Memory grows like ``K s`` stored stage activations."""
+    data_loss = _setup(net, x, y, loss)
+    params = dict(net.named_parameters())
+    with torch.enable_grad():
+        grads = torch.autograd.grad(data_loss(net(x), y), tuple(params.values()))
+    return dict(zip(params, grads))
+
+
+def checkpointed_dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                              segment: int | None = None, loss: str = "cross_entropy") -> Gradient:
+    """DTO with checkpointing (Gholami, Keutzer & Biros 2019, ANODE): only the states at the
+    start of each segment of ``segment`` layers (default ``ceil(sqrt(K))``) are kept, and each
+    segment's graph is recomputed on the way back (:func:`torch.utils.checkpoint.checkpoint`).
+    The same operations run in the same order, so the gradient is bitwise the DTO gradient;
+    memory is about ``K / segment`` states plus one segment's graph."""
+    data_loss = _setup(net, x, y, loss)
+    K = net.depth
+    segment = math.ceil(math.sqrt(K)) if segment is None else segment
+    if not isinstance(segment, int) or isinstance(segment, bool) or segment < 1:
+        raise ValueError(f"segment must be a positive integer (layers per segment), got {segment!r}")
+    params = dict(net.named_parameters())
+
+    def run(z, start, stop, thetas):
+        return rk_solve(lambda k, t, zk: net.field(zk, thetas[start + k]), z, net.h,
+                        stop - start, net.tableau)
+
+    with torch.enable_grad():
+        thetas = net.field.thetas()
+        z = net.lift(x)
+        for start in range(0, K, segment):
+            z = checkpoint(run, z, start, min(start + segment, K), thetas, use_reentrant=False)
+        grads = torch.autograd.grad(data_loss(net.classifier(z), y), tuple(params.values()))
+    return dict(zip(params, grads))
+
+
+def otd_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                 adjoint_tableau: ButcherTableau | str | None = None,
+                 loss: str = "cross_entropy") -> Gradient:
+    """Optimise-then-discretise: sweep forward keeping only the layer states ``z^0..z^K``, then
+    solve the adjoint equation ``p' = -J(z)^T p``, ``p(T) = dE/dz^K`` backwards step by step,
+    recomputing the stages of each step, and sum ``dE/dtheta^k = h sum_i bbar_i
+    (df/dtheta)^T P_i`` (Benning et al. 2019, section 3; Sanz-Serna 2016).
+
+    ``adjoint_tableau`` is the method used for ``p``:
+
+    - ``None`` (default): the symplectic partner of ``net.tableau``; the result is the DTO
+      gradient to round-off.  A ``ValueError`` if some ``b_i = 0`` (explicit midpoint).
+    - a tableau ``(abar, bbar)`` partnered stage by stage with ``net.tableau`` (the partner, or
+      any with ``bbar_j - abar_ij = 0`` for ``j <= i``): the stage ``P_i`` uses ``J`` at the
+      forward stage ``Z_i``, ``P_i = p^{k+1} + h sum_j (bbar_j - abar_ij) J_j^T P_j``.
+    - an explicit tableau ``(alpha, beta, gamma)``: that method applied to the adjoint equation
+      in reversed time from ``t_{k+1}`` to ``t_k``; the state at its node ``t_{k+1} - gamma_i h``
+      is recomputed from ``z^k`` by one forward step of ``net.tableau``.  With an order ``q``
+      method this differs from DTO by ``O(h^min(p, q))``.
+    """
+    data_loss = _setup(net, x, y, loss)
+    forward = net.tableau
+    adjoint = symplectic_partner(forward) if adjoint_tableau is None else get_tableau(adjoint_tableau)
+    h = net.h
+    reversed_time = adjoint.is_explicit
+    if reversed_time:
+        coupling = adjoint.a
+    else:
+        if adjoint.stages != forward.stages:
+            raise ValueError(f"adjoint_tableau {adjoint.name!r} is implicit and has {adjoint.stages} "
+                             f"stages: a stage-by-stage partner of {forward.name!r} needs "
+                             f"{forward.stages}")
+        coupling = tuple(tuple(adjoint.b[j] - adjoint.a[i][j] for j in range(adjoint.stages))
+                         for i in range(adjoint.stages))
+        try:
+            _sweep_order(coupling)
+        except ValueError:
+            raise ValueError(
+                f"adjoint_tableau {adjoint.name!r} cannot be swept explicitly backwards: it must be "
+                "explicit, or partnered stage by stage with bbar_j - abar_ij = 0 for j <= i "
+                "(as the symplectic partner is)") from None
+    with torch.no_grad():
+        states = net.trajectory(x)
+    p, classifier = _terminal(net, states[-1], y, data_loss)
+    layer_grads = []
+    for k in range(net.depth - 1, -1, -1):
+        theta = _layer(net, k)
+        with torch.no_grad():
+            if reversed_time:
+                cache = {0.0: states[k + 1], 1.0: states[k]}
+                for g in adjoint.c:
+                    if g not in cache:
+                        cache[g] = rk_step(lambda t, z: net.field(z, theta), 0.0, states[k],
+                                           (1.0 - g) * h, forward)
+                nodes = [cache[g] for g in adjoint.c]
+            else:
+                _, nodes = _recorded_step(net, theta, states[k], h, forward)
+        p, grads = _adjoint_step(net, k, nodes, p, coupling, adjoint.b, h)
+        layer_grads.append(grads)
+    return _assemble(net, layer_grads[::-1], classifier)
+
+
+def backward_states(net: ODENet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forward states ``[z^0..z^K]`` and the states ``[zhat^0..zhat^K]`` that the black-box
+    adjoint reconstructs by integrating ``z' = f(z; theta^k)`` backwards from ``zhat^K = z^K``
+    with ``net.tableau`` and step ``-h`` (Chen et al. 2018).  Both ``[K+1, n, width]``."""
+    with torch.no_grad():
+        states = net.trajectory(x)
+        thetas = net.field.thetas()
+        K = net.depth
+        back = rk_solve(lambda k, t, z: net.field(z, thetas[K - 1 - k]), states[-1], -net.h, K,
+                        net.tableau, trajectory=True)
+    return states, back.flip(0)
+
+
+def backsolve_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                       loss: str = "cross_entropy") -> Gradient:
+    """The black-box adjoint of Chen et al. (2018): keep only ``z^K``; then for each step
+    backwards integrate ``z' = f``, ``p' = -J^T p`` and ``g' = -(df/dtheta)^T p`` together from
+    ``t_{k+1}`` to ``t_k`` with ``net.tableau`` and step ``-h``:
+
+        Z_i = z^{k+1} - h sum_j a_ij f(Z_j),   P_i = p^{k+1} + h sum_j a_ij J_j^T P_j,
+        z^k = z^{k+1} - h sum_i b_i f(Z_i),    p^k = p^{k+1} + h sum_i b_i J_i^T P_i,
+        dE/dtheta^k ~ h sum_i b_i (df/dtheta(Z_i))^T P_i.
+
+    Memory does not grow with ``K``, but the reconstructed ``z`` is not the forward one (the
+    backward step is not the inverse of the forward step, and a contractive forward field is an
+    expanding backward one), so the gradient is not the DTO gradient.
+    """
+    data_loss = _setup(net, x, y, loss)
+    with torch.no_grad():
+        z = net.features(x)
+    p, classifier = _terminal(net, z, y, data_loss)
+    tableau = net.tableau
+    layer_grads = []
+    for k in range(net.depth - 1, -1, -1):
+        with torch.no_grad():
+            z, nodes = _recorded_step(net, _layer(net, k), z, -net.h, tableau)
+        p, grads = _adjoint_step(net, k, nodes, p, tableau.a, tableau.b, net.h)
+        layer_grads.append(grads)
+    return _assemble(net, layer_grads[::-1], classifier)
+
+
+# torchdiffeq's fixed-grid methods that are one of lib's tableaux (its "rk4" is the 3/8 rule).
+_TORCHDIFFEQ_METHODS = {"euler": "euler", "midpoint": "midpoint", "heun": "heun2", "rk38": "rk4"}
+
+
+class _LayerwiseField(torch.nn.Module):
+    """``f(t, z) = f(z; theta^k)`` for torchdiffeq, the layer ``k`` read off the step being taken
+    (torchdiffeq calls ``callback_step`` at the start of each fixed-grid step, forwards and,
+    as ``callback_step_adjoint``, backwards)."""
+
+    def __init__(self, net: ODENet):
+        super().__init__()
+        self.field, self.h, self.depth, self.layer = net.field, net.h, net.depth, 0
+
+    def _set(self, t0, offset: int) -> None:
+        self.layer = min(max(round(float(t0) / self.h) + offset, 0), self.depth - 1)
+
+    def callback_step(self, t0, y0, dt) -> None:
+        self._set(t0, 0)
+
+    def callback_step_adjoint(self, t0, y0, dt) -> None:
+        self._set(t0, -1)
+
+    def forward(self, t, z):
+        return self.field(z, tuple(getattr(self.field, name)[self.layer]
+                                   for name in self.field.theta_names))
+
+
+def torchdiffeq_adjoint_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                                 loss: str = "cross_entropy") -> Gradient:
+    """The gradient from ``torchdiffeq.odeint_adjoint`` (Chen et al. 2018) on the fixed grid of
+    step ``h`` with the same method as ``net`` (euler, midpoint, heun, rk38 = torchdiffeq's
+    "rk4"): the black-box adjoint as published.  With per-layer parameters its backward pass
+    carries the whole stacked parameter tensor in every stage, so its cost grows like ``K^2``."""
+    import torchdiffeq
+
+    data_loss = _setup(net, x, y, loss)
+    names = {(t.a, t.b, t.c): name for name, t in METHODS.items()}
+    method = _TORCHDIFFEQ_METHODS.get(names.get((net.tableau.a, net.tableau.b, net.tableau.c)))
+    if method is None:
+        raise ValueError(f"torchdiffeq has no fixed-grid method equal to {net.tableau.name!r}; "
+                         f"expected one of {sorted(_TORCHDIFFEQ_METHODS)}")
+    func = _LayerwiseField(net)
+    params = dict(net.named_parameters())
+    field_params = tuple(net.field.parameters())
+    z0 = net.lift(x)
+    t = torch.tensor([0.0, net.T], dtype=z0.dtype, device=z0.device)
+    with torch.enable_grad():
+        zK = torchdiffeq.odeint_adjoint(func, z0, t, method=method, options={"step_size": net.h},
+                                        adjoint_params=field_params)[-1]
+        grads = torch.autograd.grad(data_loss(net.classifier(zK), y), tuple(params.values()))
+    return dict(zip(params, grads))
+
+
+GRADIENTS: dict[str, Callable[..., Gradient]] = {
+    "dto": dto_gradient,
+    "checkpointed_dto": checkpointed_dto_gradient,
+    "otd_partner": otd_gradient,
+    "backsolve": backsolve_gradient,
+    "torchdiffeq_adjoint": torchdiffeq_adjoint_gradient,
+}
+"""The gradient methods by name, each ``(net, x, y) -> dict``."""
+
+
+# --- comparisons and measurements ----------------------------------------------------------------
+
+def relative_difference(g: Gradient, reference: Gradient, keys=None) -> float:
+    """``|g - g_ref| / |g_ref|`` over the entries named in ``keys`` (default: all of
+    ``reference``), the norms taken over all those entries together."""
+    keys = list(reference) if keys is None else list(keys)
+    missing = [k for k in keys if k not in g or k not in reference]
+    if missing:
+        raise ValueError(f"both gradients must have the entries {missing}")
+    diff = math.sqrt(sum(float((g[k] - reference[k]).square().sum()) for k in keys))
+    ref = math.sqrt(sum(float(reference[k].square().sum()) for k in keys))
+    return diff / ref
+
+
+def layer_keys(net: ODENet) -> list[str]:
+    """The names of the per-layer parameters ``theta^k`` in a gradient dict; their gradients
+    scale like ``h``, so relative differences over them measure the adjoint's error alone."""
+    return [f"field.{name}" for name in net.field.theta_names]
+
+
+def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4",
+                   activation: str = "tanh", contraction: float = 0.0, seed: int = 0,
+                   dtype: torch.dtype = torch.float64, device=None) -> ODENet:
+    """An :class:`ODENet` whose layers sample one continuous ``theta(t)``:
+
+        A(t) = (1 - t/T) A_a + (t/T) A_b - contraction I,   b(t) = (1 - t/T) b_a + (t/T) b_b,
+
+    at ``t_k = k h``, with ``(A_a, b_a)``, ``(A_b, b_b)`` two random layers drawn from ``seed``
+    and the classifier drawn with them.
+    Networks of different depths are then discretisations of the same continuous problem,
+    which is what convergence in ``h`` needs.  For ``contraction > 0`` the field is contractive
+    where ``sigma' ~ 1`` (the identity activation: everywhere once ``contraction`` exceeds the
+    largest eigenvalue of the symmetric part of ``A``)."""
+    net = ODENet(width=width, depth=depth, T=T, method=method, activation=activation, seed=seed)
+    reference = ODENet(width=width, depth=2, activation=activation, seed=seed)
+    s = torch.arange(depth, dtype=torch.float64) * net.h / net.T
+    with torch.no_grad():
+        for name in net.field.theta_names:
+            ends = getattr(reference.field, name).double()
+            shape = (depth,) + (1,) * (ends.dim() - 1)
+            getattr(net.field, name).copy_((1 - s.view(shape)) * ends[0] + s.view(shape) * ends[1])
+        net.field.A.sub_(contraction * torch.eye(width))
+        for name, param in reference.classifier.named_parameters():
+            getattr(net.classifier, name).copy_(param)
+    return net.to(device=device, dtype=dtype)
+
+
+def fitted_slope(h, errors) -> float:
+    """The slope of the least-squares line through ``(log h, log error)``: the observed order."""
+    logs = torch.tensor([[math.log(a), math.log(b)] for a, b in zip(h, errors)], dtype=torch.float64)
+    if len(logs) < 2:
+        raise ValueError("fitted_slope needs at least two points")
+    lh, le = logs[:, 0] - logs[:, 0].mean(), logs[:, 1] - logs[:, 1].mean()
+    return float((lh * le).sum() / lh.square().sum())
+
+
+class _PeakMemory(TorchDispatchMode):
+    """Counts the bytes of every tensor storage created while active and frees them again when
+    the storage dies, keeping the peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = self.peak = 0
+        self._seen: set[int] = set()
+
+    def _free(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self._seen.discard(key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor):
+                storage = t.untyped_storage()
+                key = storage._cdata
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self.live += storage.nbytes()
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(storage, self._free, key, storage.nbytes())
+        return out
+
+
+def peak_memory(fn: Callable, *args, **kwargs) -> tuple[object, int]:
+    """``(fn(*args, **kwargs), peak)``: ``peak`` is the largest number of bytes held at once by
+    tensors created during the call (inputs and parameters excluded), counted op by op.  It
+    is deterministic and works on every device; it does not count allocator slack."""
+    meter = _PeakMemory()
+    with meter:
+        out = fn(*args, **kwargs)
+    return out, meter.peak
+
+
+def seconds_per_call(fn: Callable, *args, repeat: int = 3, **kwargs) -> float:
+    """The median wall-clock time of ``repeat`` calls of ``fn(*args, **kwargs)`` after one
+    warm-up call (synchronising CUDA when it is in use)."""
+    def once():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn(*args, **kwargs)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()
+    return sorted(once() for _ in range(repeat))[repeat // 2]
+
+
+def gradient_descent(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                     gradient: Callable[..., Gradient] = otd_gradient, iterations: int = 100,
+                     lr: float = 0.1, loss: str = "cross_entropy") -> torch.Tensor:
+    """The talk's "standard procedure": repeat {sweep forward, sweep ``p`` backward to get
+    ``grad E`` from ``gradient(net, x, y)``, update ``theta <- theta - lr grad E``}.  Returns
+    the objective before each update, ``[iterations]``."""
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    data_loss = _setup(net, x, y, loss)
+    losses = torch.empty(iterations, dtype=x.dtype, device=x.device)
+    params = dict(net.named_parameters())
+    for i in range(iterations):
+        with torch.no_grad():
+            losses[i] = data_loss(net(x), y)
+        grads = gradient(net, x, y, loss=loss)
+        with torch.no_grad():
+            for name, param in params.items():
+                param.add_(grads[name], alpha=-lr)
+    return losses

@@ -1,0 +1,199 @@
+"""The gradients of lib.adjoint against independent references: torch.autograd through the
+network (DTO), central finite differences, torchdiffeq.odeint_adjoint (for the black-box
+adjoint), torch.optim.SGD inside lib.train (for the training loop), and exact power laws."""
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lib import adjoint
+from lib.models import ODENet
+from lib.tableaux import METHODS, ButcherTableau, symplectic_partner
+from lib.train import train
+
+WITH_PARTNER = [name for name, t in METHODS.items() if all(b != 0 for b in t.b)]
+ORDERS = {name: t.order for name, t in METHODS.items()}
+
+
+def data(n, seed, classes=2, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g, dtype=dtype), torch.randint(0, classes, (n,), generator=g)
+
+
+def relative(g, ref):
+    return adjoint.relative_difference(g, ref)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(width=st.integers(2, 6), depth=st.integers(1, 8), method=st.sampled_from(WITH_PARTNER),
+       activation=st.sampled_from(["tanh", "relu", "identity"]), seed=st.integers(0, 1000),
+       T=st.sampled_from([None, 0.5, 3.0]), classes=st.sampled_from([2, 3]),
+       loss=st.sampled_from(["cross_entropy", "least_squares"]))
+def test_otd_with_the_partner_is_dto(width, depth, method, activation, seed, T, classes, loss):
+    net = ODENet(width=width, depth=depth, T=T, method=method, activation=activation,
+                 classes=classes, seed=seed).double()
+    x, y = data(12, seed, classes)
+    dto = adjoint.dto_gradient(net, x, y, loss=loss)
+    otd = adjoint.otd_gradient(net, x, y, loss=loss)
+    assert list(otd) == [name for name, _ in net.named_parameters()]
+    assert relative(otd, dto) < 1e-12
+    explicit = adjoint.otd_gradient(net, x, y, symplectic_partner(net.tableau), loss=loss)
+    assert all(torch.equal(explicit[k], otd[k]) for k in otd)
+
+
+def test_dto_matches_central_differences():
+    net = ODENet(width=3, depth=4, T=2.0, method="rk4", seed=1).double()
+    x, y = data(10, 1)
+    g = adjoint.dto_gradient(net, x, y)
+    E = lambda: adjoint.LOSSES["cross_entropy"](net(x), y)  # noqa: E731
+    eps = 1e-6
+    for name, index in [("field.A", (2, 1, 0)), ("field.b", (0, 2)), ("classifier.w", (1,))]:
+        param = dict(net.named_parameters())[name]
+        with torch.no_grad():
+            param[index] += eps
+            up = E()
+            param[index] -= 2 * eps
+            down = E()
+            param[index] += eps
+        assert float((up - down) / (2 * eps)) == pytest.approx(float(g[name][index]), rel=1e-6, abs=1e-10)
+
+
+def same_tableau_errors(method, activation, width, seed, depths=(16, 32, 64, 128)):
+    x, y = data(16, seed)
+    steps, errors = [], []
+    for K in depths:
+        net = adjoint.smooth_network(width=width, depth=K, T=1.0, method=method,
+                                     activation=activation, seed=seed)
+        dto = adjoint.dto_gradient(net, x, y)
+        otd = adjoint.otd_gradient(net, x, y, adjoint_tableau=method)
+        steps.append(net.h)
+        errors.append(adjoint.relative_difference(otd, dto, adjoint.layer_keys(net)))
+    return steps, errors
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(method=st.sampled_from(sorted(METHODS)), activation=st.sampled_from(["tanh", "identity"]),
+       width=st.integers(2, 5), seed=st.integers(0, 1000))
+def test_otd_with_the_same_tableau_converges_at_the_methods_order(method, activation, width, seed):
+    steps, errors = same_tableau_errors(method, activation, width, seed)
+    assert min(errors) > 1e-12
+    assert abs(adjoint.fitted_slope(steps, errors) - ORDERS[method]) < 0.3
+
+
+def test_every_named_method_shows_its_order():
+    for method in METHODS:
+        steps, errors = same_tableau_errors(method, "tanh", 3, 0, depths=(32, 64, 128))
+        assert abs(adjoint.fitted_slope(steps, errors) - ORDERS[method]) < 0.3, method
+
+
+def contractive(method="rk38", depth=50):
+    return adjoint.smooth_network(width=4, depth=depth, T=5.0, method=method, contraction=2.0, seed=0)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun", "midpoint", "rk38"])
+def test_backsolve_is_the_black_box_adjoint_and_is_inexact(method):
+    net = contractive(method)
+    x, y = data(32, 0)
+    dto = adjoint.dto_gradient(net, x, y)
+    back = adjoint.backsolve_gradient(net, x, y)
+    reference = adjoint.torchdiffeq_adjoint_gradient(net, x, y)
+    assert relative(back, reference) < 1e-10
+    assert relative(back, dto) > 1e-8
+    states, reconstructed = adjoint.backward_states(net, x)
+    assert torch.equal(reconstructed[-1], states[-1])
+    assert float((reconstructed[0] - states[0]).norm()) > 1e-6
+
+
+def test_torchdiffeq_needs_a_matching_method():
+    net = ODENet(width=2, depth=2, method="rk4").double()
+    with pytest.raises(ValueError, match="torchdiffeq has no fixed-grid method"):
+        adjoint.torchdiffeq_adjoint_gradient(net, *data(4, 0))
+
+
+@pytest.mark.parametrize("segment", [None, 1, 3, 20])
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk4"])
+def test_checkpointed_dto_is_dto_exactly(method, segment):
+    net = ODENet(width=4, depth=7, T=2.0, method=method, seed=2).double()
+    x, y = data(16, 2)
+    dto = adjoint.dto_gradient(net, x, y)
+    ckpt = adjoint.checkpointed_dto_gradient(net, x, y, segment=segment)
+    assert list(ckpt) == list(dto)
+    assert all(torch.equal(ckpt[k], dto[k]) for k in dto)
+
+
+def test_float32_gradients_follow_the_input_dtype():
+    net = ODENet(width=4, depth=6, method="rk4", seed=0)
+    x, y = data(16, 0, dtype=torch.float32)
+    dto = adjoint.dto_gradient(net, x, y)
+    for g in (adjoint.otd_gradient(net, x, y), adjoint.backsolve_gradient(net, x, y),
+              adjoint.checkpointed_dto_gradient(net, x, y)):
+        assert all(v.dtype == torch.float32 for v in g.values())
+    assert relative(adjoint.otd_gradient(net, x, y), dto) < 1e-5
+
+
+def test_midpoint_and_unsweepable_tableaux_raise():
+    x, y = data(4, 0)
+    net = ODENet(width=2, depth=2, method="midpoint").double()
+    with pytest.raises(ValueError, match="b_1 = 0"):
+        adjoint.otd_gradient(net, x, y)
+    net = ODENet(width=2, depth=2, method="heun").double()
+    gauss = ButcherTableau(a=[[0.25, 0.25 - 3 ** 0.5 / 6], [0.25 + 3 ** 0.5 / 6, 0.25]],
+                           b=[0.5, 0.5], c=[0.5 - 3 ** 0.5 / 6, 0.5 + 3 ** 0.5 / 6], order=4)
+    with pytest.raises(ValueError, match="cannot be swept explicitly backwards"):
+        adjoint.otd_gradient(net, x, y, adjoint_tableau=gauss)
+    with pytest.raises(ValueError, match="stage-by-stage partner"):
+        adjoint.otd_gradient(net, x, y, adjoint_tableau=symplectic_partner(METHODS["rk4"]))
+
+
+def test_bad_arguments_raise():
+    net = ODENet(width=2, depth=2).double()
+    x, y = data(4, 0)
+    with pytest.raises(TypeError, match="net must be a lib.models.ODENet"):
+        adjoint.dto_gradient(torch.nn.Linear(2, 2), x, y)
+    with pytest.raises(ValueError, match="unknown loss"):
+        adjoint.otd_gradient(net, x, y, loss="hinge")
+    with pytest.raises(ValueError, match="X must have shape"):
+        adjoint.backsolve_gradient(net, x[:, :1], y)
+    with pytest.raises(ValueError, match="segment must be a positive integer"):
+        adjoint.checkpointed_dto_gradient(net, x, y, segment=0)
+
+
+def test_gradient_descent_with_otd_trains_like_autograd():
+    x, y = data(32, 3)
+    a = ODENet(width=3, depth=5, T=2.0, method="rk4", seed=3).double()
+    b = ODENet(width=3, depth=5, T=2.0, method="rk4", seed=3).double()
+    losses = adjoint.gradient_descent(a, x, y, iterations=15, lr=0.5)
+    history = train(b, x, y, iterations=15, optimizer="gd", lr=0.5, progress=False)
+    assert torch.allclose(losses, torch.tensor(history.loss, dtype=torch.float64), rtol=1e-12, atol=0)
+    assert losses[-1] < losses[0]
+    for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.allclose(p, q, rtol=1e-11, atol=1e-13)
+
+
+def test_peak_memory_counts_live_tensors():
+    def two_temporaries():
+        torch.ones(1000, dtype=torch.float64).sum()
+        return torch.ones(500, dtype=torch.float64)
+
+    out, peak = adjoint.peak_memory(two_temporaries)
+    assert out.shape == (500,) and 8000 <= peak < 8000 + 500 * 8 + 64
+
+    x, y = data(64, 0)
+    small = {m: adjoint.peak_memory(adjoint.GRADIENTS[m], ODENet(width=4, depth=16, method="rk4",
+                                                                 seed=0).double(), x, y)[1]
+             for m in ("dto", "otd_partner", "checkpointed_dto")}
+    big_dto = adjoint.peak_memory(adjoint.dto_gradient,
+                                  ODENet(width=4, depth=32, method="rk4", seed=0).double(), x, y)[1]
+    assert 1.8 < big_dto / small["dto"] < 2.2
+    assert small["otd_partner"] < small["dto"] / 2
+    assert small["checkpointed_dto"] < small["dto"] / 2
+
+
+def test_fitted_slope_and_smooth_network():
+    assert adjoint.fitted_slope([0.1, 0.2, 0.4], [3 * 0.001, 3 * 0.008, 3 * 0.064]) == pytest.approx(3.0)
+    net = adjoint.smooth_network(width=3, depth=8, T=2.0, contraction=1.5, seed=4)
+    A = net.field.A.detach()
+    assert torch.allclose(A[2] - A[1], A[7] - A[6], atol=1e-15)
+    other = adjoint.smooth_network(width=3, depth=4, T=2.0, contraction=1.5, seed=4)
+    assert torch.equal(other.field.A[0], A[0]) and torch.equal(other.classifier.w, net.classifier.w)
+    assert torch.allclose(other.field.A[2], A[4], atol=1e-15)
