@@ -35,13 +35,18 @@ def eigenvalues_vs_lipschitz(curves: Mapping[str, StabilityCurves]):
     fig, axes = _panels(len(curves))
     for ax, (name, c) in zip(axes, curves.items()):
         t = c.t.cpu()
+        if len(t) > 1:  # close the last layer's step at t_K = t_{K-1} + h
+            t = torch.cat([t, t[-1:] + (t[-1] - t[-2])])
+
+        def step(values, **style):
+            values = values.cpu()
+            ax.step(t, torch.cat([values, values[-1:]])[:len(t)], where="post", **style)
+
         ax.axhline(0.0, color="0.6", lw=0.8)
-        ax.step(t, c.spectral_abscissa.cpu(), where="post", color=EIGENVALUE_COLOUR,
-                label=r"$\max_z \max_i \mathrm{Re}\,\lambda_i(J)$")
-        ax.step(t, c.log_norm.cpu(), where="post", color=LIPSCHITZ_COLOUR,
-                label=r"$\nu \approx \max_z \mu_2(J)$")
-        ax.step(t, c.pairs.cpu(), where="post", color=LIPSCHITZ_COLOUR, ls=":",
-                label=r"$\nu$ from sampled pairs")
+        step(c.spectral_abscissa, color=EIGENVALUE_COLOUR,
+             label=r"$\max_z \max_i \mathrm{Re}\,\lambda_i(J)$")
+        step(c.log_norm, color=LIPSCHITZ_COLOUR, label=r"$\nu \approx \max_z \mu_2(J)$")
+        step(c.pairs, color=LIPSCHITZ_COLOUR, ls=":", label=r"$\nu$ from sampled pairs")
         ax.set(title=name, xlabel="time $t$ (layer $t_k = kh$)", ylabel="rate")
     _legend_below(fig, axes[0])
     return fig
@@ -100,6 +105,6 @@ def accuracy_bars(table: Mapping[str, Mapping[str, Sequence[float]]],
             ax.bar(positions, values, width, color=f"C{j}", label=label)
         ax.set_xticks(range(len(names)), names, rotation=20)
         low = min(min(v) for v in rows.values())
-        ax.set(title=dataset, ylabel="accuracy", ylim=(max(0.0, low - 0.1), 1.0))
+        ax.set(title=dataset, ylabel="accuracy", ylim=(max(0.0, low - 0.1), 1.01))
     _legend_below(fig, axes[0], ncol=len(labels))
     return fig
