@@ -8,29 +8,28 @@ Runge--Kutta method (Benning et al. 2019, section 3; Hairer, Norsett & Wanner, I
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Sequence
 
 import torch
+from torch import nn
 
-from .models import FIELDS, ODENet
+from .models import ODENet
 
 
 def refine(net: ODENet, m: int) -> ODENet:
-    """The same continuous model as ``net`` (same ``T``, ``theta(t)``, method and classifier)
-    discretised with ``m`` times as many steps: each ``theta^k`` is repeated ``m`` times."""
+    """The same continuous model as ``net`` (same ``T``, ``theta(t)``, field, method and
+    classifier) discretised with ``m`` times as many steps: each ``theta^k`` is repeated ``m``
+    times and the step becomes ``h / m``."""
     if not isinstance(m, int) or isinstance(m, bool) or m < 1:
         raise ValueError(f"m must be a positive integer, got {m!r}")
-    field_name = next(name for name, cls in FIELDS.items() if type(net.field) is cls)
-    fine = ODENet(width=net.width, depth=net.depth * m, T=net.T, method=net.tableau,
-                  activation=net.field.activation, field=field_name,
-                  classes=net.classifier.classes, in_features=net.in_features)
-    parameter = next(net.parameters())
-    fine = fine.to(device=parameter.device, dtype=parameter.dtype)
+    fine = copy.deepcopy(net)
     with torch.no_grad():
         for name in net.field.theta_names:
-            getattr(fine.field, name).copy_(getattr(net.field, name).repeat_interleave(m, dim=0))
-        fine.classifier.load_state_dict(net.classifier.state_dict())
+            setattr(fine.field, name, nn.Parameter(getattr(net.field, name).repeat_interleave(m, dim=0)))
+    fine.field.layers = fine.depth = net.depth * m
+    fine.h = net.h / m
     return fine
 
 

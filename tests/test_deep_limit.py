@@ -62,3 +62,17 @@ def test_observed_order_rejects_bad_input(steps, errors):
 def test_refine_rejects_bad_m():
     with pytest.raises(ValueError, match="m must be a positive integer"):
         refine(small_net(), 0)
+
+
+@pytest.mark.parametrize("field", sorted(lib.models.FIELDS))
+def test_refine_keeps_every_field_and_its_fixed_constants(field):
+    net = small_net(field=field)
+    for name, value in (("gamma", 0.5), ("eps", 0.3)):
+        if hasattr(net.field, name):
+            setattr(net.field, name, value)
+    x, _ = lib.make_dataset("donut2d", 20, dtype=torch.float64)
+    assert torch.equal(refine(net, 1)(x), net(x))
+    fine = refine(net, 3)
+    assert type(fine.field) is type(net.field) and fine.field.layers == 12
+    assert {k: v for k, v in vars(fine.field).items() if k in ("gamma", "eps")} == \
+        {k: v for k, v in vars(net.field).items() if k in ("gamma", "eps")}
