@@ -64,6 +64,13 @@ class VectorField(nn.Module):
         self.activation = activation
         self.sigma = get_activation(activation)
 
+    def _matrix_and_bias(self, matrix: str, generator: torch.Generator | None) -> None:
+        """Register the stacked parameters ``matrix^k ~ N(0, 1/width)`` (``width x width``) and
+        ``b^k ~ N(0, 0.1^2)``, drawn in that order from ``generator``."""
+        d, K = self.width, self.layers
+        setattr(self, matrix, nn.Parameter(torch.randn(K, d, d, generator=generator) / math.sqrt(d)))
+        self.b = nn.Parameter(0.1 * torch.randn(K, d, generator=generator))
+
     def thetas(self) -> list[tuple[torch.Tensor, ...]]:
         """Per-layer parameter tuples ``theta^0, ..., theta^{K-1}``."""
         stacks = [getattr(self, name).unbind(0) for name in self.theta_names]
@@ -84,8 +91,7 @@ class ResNetField(VectorField):
     def __init__(self, width: int, layers: int, activation: str = "tanh",
                  generator: torch.Generator | None = None):
         super().__init__(width, layers, activation)
-        self.A = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
-        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+        self._matrix_and_bias("A", generator)
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         A, b = theta
@@ -108,8 +114,7 @@ class GradientField(VectorField):
     def __init__(self, width: int, layers: int, activation: str = "tanh",
                  generator: torch.Generator | None = None):
         super().__init__(width, layers, activation)
-        self.A = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
-        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+        self._matrix_and_bias("A", generator)
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         A, b = theta
@@ -142,8 +147,7 @@ class AntisymmetricField(VectorField):
                  generator: torch.Generator | None = None, gamma: float = 0.1):
         super().__init__(width, layers, activation)
         self.gamma = _finite_at_least(gamma, "gamma", 0.0, strict=False)
-        self.W = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
-        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+        self._matrix_and_bias("W", generator)
 
     def matrix(self, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The layer's matrix ``K = W - W^T - gamma I``."""
@@ -176,8 +180,7 @@ class NegativeDefiniteField(VectorField):
                  generator: torch.Generator | None = None, eps: float = 0.1):
         super().__init__(width, layers, activation)
         self.eps = _finite_at_least(eps, "eps", 0.0, strict=True)
-        self.B = nn.Parameter(torch.randn(layers, width, width, generator=generator) / math.sqrt(width))
-        self.b = nn.Parameter(0.1 * torch.randn(layers, width, generator=generator))
+        self._matrix_and_bias("B", generator)
 
     def matrix(self, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The layer's matrix ``A = -(B B^T + eps I)``."""
