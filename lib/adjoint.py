@@ -62,8 +62,9 @@ def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch
 
 
 def _layer(net: ODENet, k: int) -> tuple[torch.Tensor, ...]:
-    """The parameters ``theta^k`` of layer ``k``, detached (the sweeps differentiate by hand)."""
-    return tuple(getattr(net.field, name).detach()[k] for name in net.field.theta_names)
+    """The parameters ``theta^k`` of layer ``k`` as fresh leaves (the sweeps differentiate by hand)."""
+    return tuple(getattr(net.field, name).detach()[k].requires_grad_(True)
+                 for name in net.field.theta_names)
 
 
 def _terminal(net: ODENet, zK: torch.Tensor, y: torch.Tensor, data_loss) -> tuple:
@@ -85,24 +86,35 @@ def _assemble(net: ODENet, layer_grads: list, classifier: Gradient) -> Gradient:
     return {name: out[name] for name, _ in net.named_parameters()}
 
 
-def _vjp(net: ODENet, theta, z: torch.Tensor, P: torch.Tensor):
-    """``(J^T P, (df/dtheta)^T P)`` at ``(z, theta)``, by one vector-Jacobian product."""
+def _linearise(net: ODENet, theta, Z: torch.Tensor):
+    """``(Z, f(Z; theta))`` with ``Z`` a fresh leaf and the graph of this one evaluation kept, so
+    that ``J^T P`` and ``(df/dtheta)^T P`` follow by one vector-Jacobian product."""
     with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
-        theta = tuple(t.requires_grad_(True) for t in theta)
-        V, *W = torch.autograd.grad(net.field(z, theta), (z, *theta), P)
-    return V, W
+        Z = Z.detach().requires_grad_(True)
+        return Z, net.field(Z, theta)
 
 
-def _recorded_step(net: ODENet, theta, z: torch.Tensor, h: float, tableau: ButcherTableau):
-    """One step of ``tableau`` from ``z`` (``h < 0`` steps backwards) and its stage values ``Z_i``."""
-    stages: list[torch.Tensor] = []
+def _linearised_step(net: ODENet, theta, z: torch.Tensor, h: float, tableau: ButcherTableau):
+    """One step of ``tableau`` from ``z`` (``h < 0`` steps backwards) and its stages, linearised."""
+    stages: list = []
 
     def f(t, Z):
-        stages.append(Z)
-        return net.field(Z, theta)
+        stages.append(_linearise(net, theta, Z))
+        return stages[-1][1].detach()
 
-    return rk_step(f, 0.0, z, h, tableau), stages
+    with torch.no_grad():
+        return rk_step(f, 0.0, z, h, tableau), stages
+
+
+def _layer_states(net: ODENet, x: torch.Tensor) -> list[torch.Tensor]:
+    """The layer states ``[z^0, ..., z^K]`` without any graph."""
+    thetas = net.field.thetas()
+    with torch.no_grad():
+        states = [net.lift(x)]
+        for theta in thetas:
+            states.append(rk_step(lambda t, z: net.field(z, theta), 0.0, states[-1], net.h,
+                                  net.tableau))
+    return states
 
 
 def _sweep_order(coupling) -> range:
@@ -117,18 +129,20 @@ def _sweep_order(coupling) -> range:
                      "neither strictly lower nor strictly upper triangular)")
 
 
-def _adjoint_step(net: ODENet, k: int, nodes, p: torch.Tensor, coupling, weights, h: float):
-    """One backward step of the adjoint over layer ``k`` with ``J`` taken at the states ``nodes``:
+def _adjoint_step(stages, theta, p: torch.Tensor, coupling, weights, h: float):
+    """One backward step of the adjoint over a layer with parameters ``theta``, ``J`` taken at the
+    linearised ``stages`` ``(X_i, f(X_i))``:
 
         P_i = p + h sum_j C_ij V_j,   (V_i, W_i) = (J(X_i)^T P_i, (df/dtheta(X_i))^T P_i),
         returns  p + h sum_i w_i V_i  and  h sum_i w_i W_i.
     """
-    s = len(nodes)
+    s = len(stages)
     V: list = [None] * s
     W: list = [None] * s
     for i in _sweep_order(coupling):
         P = weighted_sum(p, V, coupling[i], h)
-        V[i], W[i] = _vjp(net, _layer(net, k), nodes[i], P)
+        Z, out = stages[i]
+        V[i], *W[i] = torch.autograd.grad(out, (Z, *theta), P)
     grads = [weighted_sum(torch.zeros_like(Wm), [Wi[m] for Wi in W], weights, h)
              for m, Wm in enumerate(W[0])]
     return weighted_sum(p, V, weights, h), grads
@@ -216,23 +230,22 @@ def otd_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
                 f"adjoint_tableau {adjoint.name!r} cannot be swept explicitly backwards: it must be "
                 "explicit, or partnered stage by stage with bbar_j - abar_ij = 0 for j <= i "
                 "(as the symplectic partner is)") from None
-    with torch.no_grad():
-        states = net.trajectory(x)
+    states = _layer_states(net, x)
     p, classifier = _terminal(net, states[-1], y, data_loss)
     layer_grads = []
     for k in range(net.depth - 1, -1, -1):
         theta = _layer(net, k)
-        with torch.no_grad():
-            if reversed_time:
-                cache = {0.0: states[k + 1], 1.0: states[k]}
-                for g in adjoint.c:
-                    if g not in cache:
-                        cache[g] = rk_step(lambda t, z: net.field(z, theta), 0.0, states[k],
+        if reversed_time:
+            nodes = {0.0: states[k + 1], 1.0: states[k]}
+            for g in adjoint.c:
+                if g not in nodes:
+                    with torch.no_grad():
+                        nodes[g] = rk_step(lambda t, z: net.field(z, theta), 0.0, states[k],
                                            (1.0 - g) * h, forward)
-                nodes = [cache[g] for g in adjoint.c]
-            else:
-                _, nodes = _recorded_step(net, theta, states[k], h, forward)
-        p, grads = _adjoint_step(net, k, nodes, p, coupling, adjoint.b, h)
+            stages = [_linearise(net, theta, nodes[g]) for g in adjoint.c]
+        else:
+            _, stages = _linearised_step(net, theta, states[k], h, forward)
+        p, grads = _adjoint_step(stages, theta, p, coupling, adjoint.b, h)
         layer_grads.append(grads)
     return _assemble(net, layer_grads[::-1], classifier)
 
@@ -268,12 +281,11 @@ def backsolve_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     with torch.no_grad():
         z = net.features(x)
     p, classifier = _terminal(net, z, y, data_loss)
-    tableau = net.tableau
     layer_grads = []
     for k in range(net.depth - 1, -1, -1):
-        with torch.no_grad():
-            z, nodes = _recorded_step(net, _layer(net, k), z, -net.h, tableau)
-        p, grads = _adjoint_step(net, k, nodes, p, tableau.a, tableau.b, net.h)
+        theta = _layer(net, k)
+        z, stages = _linearised_step(net, theta, z, -net.h, net.tableau)
+        p, grads = _adjoint_step(stages, theta, p, net.tableau.a, net.tableau.b, net.h)
         layer_grads.append(grads)
     return _assemble(net, layer_grads[::-1], classifier)
 
@@ -386,15 +398,6 @@ def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4"
         for name, param in reference.classifier.named_parameters():
             getattr(net.classifier, name).copy_(param)
     return net.to(device=device, dtype=dtype)
-
-
-def fitted_slope(h, errors) -> float:
-    """The slope of the least-squares line through ``(log h, log error)``: the observed order."""
-    logs = torch.tensor([[math.log(a), math.log(b)] for a, b in zip(h, errors)], dtype=torch.float64)
-    if len(logs) < 2:
-        raise ValueError("fitted_slope needs at least two points")
-    lh, le = logs[:, 0] - logs[:, 0].mean(), logs[:, 1] - logs[:, 1].mean()
-    return float((lh * le).sum() / lh.square().sum())
 
 
 class _PeakMemory(TorchDispatchMode):

@@ -1,0 +1,158 @@
+"""Peak memory and time per gradient: DTO, checkpointed DTO, OTD with the symplectic partner,
+the black-box backsolve, and ``torchdiffeq.odeint_adjoint`` (issue 3, chapter 2).
+
+The network is :func:`lib.adjoint.smooth_network`: width ``d``, ``K`` layers of
+``z' = tanh(A(t) z + b(t))`` on ``[0, T]``, float64, the ``donut2d`` data (``n`` points) lifted to
+width ``d``.  The method defaults to ``rk38``, the four-stage fourth-order 3/8 rule, which is
+torchdiffeq's fixed-grid ``"rk4"``, so that all five methods differentiate the same network
+(classic RK4 costs the same: pass ``--method rk4`` to time the four lib methods with it).
+
+Each (K, method) is measured in two fresh subprocesses, one thread each, which build the
+network and warm up on a two-layer copy first:
+
+* ``peak RSS``: the process's high-water resident set size (``resource.getrusage``) after one
+  call minus its resident set size just before it (psutil).  This process runs with glibc's
+  ``MALLOC_MMAP_THRESHOLD_=65536``, so every tensor buffer is its own mapping and goes back to
+  the system when freed: the high-water mark is then the peak of live memory.  (With glibc's
+  default dynamic threshold freed buffers stay in the heap, and fragmentation inflates the
+  high-water mark, for checkpointing more than tenfold.)  On CUDA it is
+  ``torch.cuda.max_memory_allocated`` above the allocation before the call instead;
+* ``peak tensors`` (with ``--tensors``, same process, a later call):
+  :func:`lib.adjoint.peak_memory`, the largest number of bytes held at once by the tensors the
+  call created, exact and deterministic;
+* ``time``: in the other process, with the default allocator, the median of ``--repeat`` calls
+  after one warm-up call (:func:`lib.adjoint.seconds_per_call`);
+* ``rel. diff.``: ``|g - g_DTO| / |g_DTO|`` over all parameters, against DTO at the same K.
+
+    python benchmarks/gradient_memory.py                                 # d=32, n=4096, K=100 and 1000
+    python benchmarks/gradient_memory.py --n 1024 --depths 100 1000      # what fits a small machine
+    python benchmarks/gradient_memory.py --quick                          # smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from lib import adjoint  # noqa: E402
+from lib.data import make_dataset  # noqa: E402
+
+METHODS = ["dto", "checkpointed_dto", "otd_partner", "backsolve", "torchdiffeq_adjoint"]
+MiB = 2 ** 20
+
+
+def problem(args, depth):
+    device = torch.device(args.device)
+    net = adjoint.smooth_network(width=args.width, depth=depth, T=args.T, method=args.method,
+                                 seed=0, device=device)
+    x, y = make_dataset("donut2d", args.n, seed=0, dtype=torch.float64)
+    return net, x.to(device), y.to(device)
+
+
+def worker(args) -> None:
+    """Measure one (method, depth) in this process and print one JSON line: the peak memory
+    (and the gradient, saved) with ``--save``, else the time."""
+    import psutil
+
+    torch.set_num_threads(1)
+    gradient = adjoint.GRADIENTS[args.worker]
+    small, xs, ys = problem(args, 2)
+    gradient(small, xs, ys)  # warm-up: lazy initialisation outside the measurement
+    net, x, y = problem(args, args.depth)
+    if not args.save:
+        print(json.dumps({"seconds": adjoint.seconds_per_call(gradient, net, x, y, repeat=args.repeat)}))
+        return
+    cuda = x.is_cuda
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        before = psutil.Process().memory_info().rss
+    g = gradient(net, x, y)
+    if cuda:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    torch.save({k: v.cpu() for k, v in g.items()}, args.save)
+    del g
+    tensors = adjoint.peak_memory(gradient, net, x, y)[1] if args.tensors else float("nan")
+    print(json.dumps({"peak": peak, "tensors": tensors}))
+
+
+def run_worker(args, method, depth, save=None):
+    cmd = [sys.executable, __file__, "--worker", method, "--depth", str(depth),
+           "--width", str(args.width), "--n", str(args.n), "--T", str(args.T),
+           "--method", args.method, "--device", args.device, "--repeat", str(args.repeat)]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if save:
+        cmd += ["--save", save] + (["--tensors"] if args.tensors else [])
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--n", type=int, default=4096)
+    parser.add_argument("--depths", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--T", type=float, default=1.0)
+    parser.add_argument("--method", default="rk38")
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--torchdiffeq-max-depth", type=int, default=100,
+                        help="skip torchdiffeq's adjoint above this depth (its cost grows like K^2)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tensors", action="store_true",
+                        help="also count the peak tensor bytes with lib.adjoint.peak_memory")
+    parser.add_argument("--quick", action="store_true", help="d=8, n=256, K=10 and 40")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--save", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.quick:
+        args.width, args.n, args.depths, args.tensors = 8, 256, [10, 40], True
+    memory = "CUDA max_memory_allocated" if args.device.startswith("cuda") else "peak RSS"
+    print(f"d = {args.width}, n = {args.n}, T = {args.T}, {args.method}, float64, "
+          f"{args.device}, 1 thread, median of {args.repeat}; {platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__}\n")
+    head = f"| K | method | time (s) | time / DTO | {memory} (MiB) | memory / DTO |"
+    head += " peak tensors (MiB) |" if args.tensors else ""
+    print(head + " rel. diff. to DTO |")
+    print("|" + "---|" * (head.count("|") - 1 + 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        for depth in args.depths:
+            methods = ["dto"] + [m for m in args.methods if m != "dto"]
+            rows = {}
+            for method in methods:
+                if method == "torchdiffeq_adjoint" and depth > args.torchdiffeq_max_depth:
+                    continue
+                save = os.path.join(tmp, f"{method}_{depth}.pt")
+                rows[method] = run_worker(args, method, depth, save) | run_worker(args, method, depth)
+                g = torch.load(save)
+                if method == "dto":
+                    reference = g
+                diff = adjoint.relative_difference(g, reference)
+                r, d = rows[method], rows["dto"]
+                line = (f"| {depth} | {method} | {r['seconds']:.3f} | {r['seconds'] / d['seconds']:.2f} | "
+                        f"{r['peak'] / MiB:.1f} | {r['peak'] / d['peak']:.3f} |")
+                line += f" {r['tensors'] / MiB:.1f} |" if args.tensors else ""
+                print(line + f" {diff:.2e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Figures for the gradient computations of :mod:`lib.adjoint`: how far the black-box adjoint's
+backward reconstruction of the states drifts from the forward states, and how the peak memory
+of each gradient method grows with the depth."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.ticker import NullFormatter
+
+MiB = 2 ** 20
+
+
+def reconstruction_drift(t: torch.Tensor, drifts: Mapping[str, torch.Tensor],
+                         title: str | None = None):
+    """For each labelled curve, the relative drift ``|zhat(t_k) - z(t_k)| / |z(t_k)|`` of the
+    backward reconstruction against the layer time ``t_k``, on a logarithmic scale (the final
+    time, where the reconstruction starts and the drift is zero, is left out)."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    t = t.cpu()
+    for i, (label, drift) in enumerate(drifts.items()):
+        drift = drift.cpu()
+        keep = drift > 0
+        ax.semilogy(t[keep], drift[keep], color=f"C{i}", label=label)
+    ax.set(xlabel="time $t$ (the reconstruction runs from $t = T$ to $t = 0$)",
+           ylabel=r"$\|\hat z(t) - z(t)\| \,/\, \|z(t)\|$", title=title)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def memory_vs_depth(depths: Sequence[int], peaks: Mapping[str, Sequence[float]],
+                    title: str | None = None):
+    """For each named gradient method, its peak memory in bytes (converted to MiB) against the
+    depth ``K``, on log-log axes."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for i, (label, values) in enumerate(peaks.items()):
+        ax.loglog(depths, [v / MiB for v in values], "o-", color=f"C{i}", label=label)
+    ax.set(xlabel="depth $K$", ylabel="peak memory (MiB)", title=title)
+    ax.set_xticks(list(depths), [str(k) for k in depths])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
