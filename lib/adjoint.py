@@ -37,7 +37,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.checkpoint import checkpoint
 
-from .integrators import require_explicit, rk_solve, rk_step, weighted_sum
+from .integrators import rk_solve, rk_step, weighted_sum
 from .models import ODENet
 from .tableaux import METHODS, ButcherTableau, get_tableau, symplectic_partner
 from .train import LOSSES, _check_data

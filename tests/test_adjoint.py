@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from lib import adjoint
 from lib.deep_limit import observed_order
-from lib.models import ODENet
+from lib.models import FIELDS, ODENet
 from lib.tableaux import METHODS, ButcherTableau, symplectic_partner
 from lib.train import train
 
@@ -25,14 +25,14 @@ def relative(g, ref):
     return adjoint.relative_difference(g, ref)
 
 
-@settings(max_examples=30, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(width=st.integers(2, 6), depth=st.integers(1, 8), method=st.sampled_from(WITH_PARTNER),
        activation=st.sampled_from(["tanh", "relu", "identity"]), seed=st.integers(0, 1000),
        T=st.sampled_from([None, 0.5, 3.0]), classes=st.sampled_from([2, 3]),
-       loss=st.sampled_from(["cross_entropy", "least_squares"]))
-def test_otd_with_the_partner_is_dto(width, depth, method, activation, seed, T, classes, loss):
+       loss=st.sampled_from(["cross_entropy", "least_squares"]), field=st.sampled_from(sorted(FIELDS)))
+def test_otd_with_the_partner_is_dto(width, depth, method, activation, seed, T, classes, loss, field):
     net = ODENet(width=width, depth=depth, T=T, method=method, activation=activation,
-                 classes=classes, seed=seed).double()
+                 field=field, classes=classes, seed=seed).double()
     x, y = data(12, seed, classes)
     dto = adjoint.dto_gradient(net, x, y, loss=loss)
     otd = adjoint.otd_gradient(net, x, y, loss=loss)
