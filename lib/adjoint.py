@@ -40,7 +40,7 @@ from torch.utils.checkpoint import checkpoint
 from .integrators import rk_solve, rk_step, weighted_sum
 from .models import ODENet
 from .tableaux import METHODS, ButcherTableau, get_tableau, symplectic_partner
-from .train import LOSSES, _check_data
+from .train import LOSSES, check_data
 
 Gradient = dict[str, torch.Tensor]
 
@@ -50,7 +50,7 @@ Gradient = dict[str, torch.Tensor]
 def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if not isinstance(net, ODENet):
         raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
-    _check_data(net, x, y, "(x, y)")
+    check_data(net, x, y, "(x, y)")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
     layered = {f"field.{name}" for name in net.field.theta_names}

@@ -79,7 +79,9 @@ class History:
     validation_accuracy: list[float] = field(default_factory=list)
 
 
-def _check_data(net: ODENet, X, y, name: str) -> None:
+def check_data(net: ODENet, X, y, name: str) -> None:
+    """Raise a clear error unless ``X`` is ``[n, in_features]`` and ``y`` holds ``n`` class labels
+    of ``net``; ``name`` says which argument is meant."""
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a pair of tensors (X, y)")
     if X.dim() != 2 or X.shape[1] != net.in_features:
@@ -119,11 +121,11 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(optimizers)}")
     if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    _check_data(net, X, y, "(X, y)")
+    check_data(net, X, y, "(X, y)")
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError("validation must be a pair of tensors (X, y)")
-        _check_data(net, *validation, "validation")
+        check_data(net, *validation, "validation")
     data_loss = LOSSES[loss]
     opt = optimizers[optimizer](net.parameters(), lr=lr)
     losses = torch.empty(iterations, dtype=X.dtype, device=X.device)
