@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Sequence
 
 _TOL = 1e-12
@@ -93,6 +94,17 @@ class ButcherTableau:
 
     def __repr__(self) -> str:
         return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order={self.order})"
+
+    def __str__(self) -> str:
+        """The tableau in Butcher's layout, ``c | a`` row by row and ``| b`` last, with each
+        coefficient written as the nearest fraction of denominator at most 1000."""
+        def frac(v: float) -> str:
+            return str(Fraction(v).limit_denominator(1000))
+
+        rows = [f"{frac(ci):>5} | " + " ".join(f"{frac(v):>5}" for v in row)
+                for ci, row in zip(self.c, self.a)]
+        rows.append("      | " + " ".join(f"{frac(v):>5}" for v in self.b))
+        return "\n".join(rows)
 
 
 EULER = ButcherTableau(a=[[0]], b=[1], c=[0], order=1, name="euler")

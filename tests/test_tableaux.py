@@ -128,3 +128,13 @@ def test_get_tableau_unknown_name_lists_the_known_ones():
         get_tableau("rk5")
     with pytest.raises(TypeError, match="method"):
         get_tableau(4)
+
+
+def test_str_is_butchers_layout_with_fractions():
+    from lib.tableaux import KUTTA3
+    assert str(KUTTA3).splitlines() == [
+        "    0 |     0     0     0",
+        "  1/2 |   1/2     0     0",
+        "    1 |    -1     2     0",
+        "      |   1/6   2/3   1/6",
+    ]
