@@ -458,7 +458,8 @@ def gradient_descent(net: ODENet, x: torch.Tensor, y: torch.Tensor,
                      lr: float = 0.1, loss: str = "cross_entropy") -> torch.Tensor:
     """The talk's "standard procedure": repeat {sweep forward, sweep ``p`` backward to get
     ``grad E`` from ``gradient(net, x, y)``, update ``theta <- theta - lr grad E``}.  Returns
-    the objective before each update, ``[iterations]``."""
+    the objective before each update, ``[iterations]``; a ``ValueError`` names the first
+    iteration whose objective is not finite."""
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
     data_loss = _setup(net, x, y, loss)
@@ -471,4 +472,8 @@ def gradient_descent(net: ODENet, x: torch.Tensor, y: torch.Tensor,
         with torch.no_grad():
             for name, param in params.items():
                 param.add_(grads[name], alpha=-lr)
+    finite = torch.isfinite(losses)
+    if not bool(finite.all()):
+        first = int((~finite).nonzero()[0, 0])
+        raise ValueError(f"the objective became non-finite at iteration {first}; lower lr or h")
     return losses

@@ -1,11 +1,14 @@
 """The gradients of lib.adjoint against independent references: torch.autograd through the
 network (DTO), central finite differences, torchdiffeq.odeint_adjoint (for the black-box
 adjoint), torch.optim.SGD inside lib.train (for the training loop), and exact power laws."""
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import lib
 from lib import adjoint
 from lib.deep_limit import observed_order
 from lib.models import FIELDS, ODENet
@@ -197,3 +200,17 @@ def test_smooth_network_samples_one_linear_theta():
     other = adjoint.smooth_network(width=3, depth=4, T=2.0, contraction=1.5, seed=4)
     assert torch.equal(other.field.A[0], A[0]) and torch.equal(other.classifier.w, net.classifier.w)
     assert torch.allclose(other.field.A[2], A[4], atol=1e-15)
+
+
+def test_standard_procedure_refuses_a_non_finite_objective():
+    net = ODENet(width=2, depth=3, T=3.0, seed=0).double()
+    x, y = lib.make_dataset("donut2d", 20, dtype=torch.float64)
+    calls = []
+
+    def nan_on_fifth_call(*args, **kwargs):   # the objective is first non-finite at iteration 5
+        calls.append(1)
+        grads = adjoint.otd_gradient(*args, **kwargs)
+        return {k: g * math.nan for k, g in grads.items()} if len(calls) == 5 else grads
+
+    with pytest.raises(ValueError, match=r"non-finite at iteration 5\b"):
+        adjoint.gradient_descent(net, x, y, gradient=nan_on_fifth_call, iterations=8)
