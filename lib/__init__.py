@@ -2,11 +2,14 @@
 
 One module per idea of the talk (B. Owren, LMS-Bath 2020):
 ``data`` (toy problems), ``tableaux`` (Runge--Kutta methods as validated data, symplectic
-partners), ``integrators`` (explicit RK steps and solves), ``models`` (vector fields and the ODE
-network), ``train`` (full-batch training), ``adjoint`` (gradients: DTO, OTD, backsolve,
-checkpointing), ``stability`` (eigenvalues, logarithmic norms, one-sided Lipschitz constants),
-``deep_limit`` (refinement and convergence orders), ``experiments`` (one training run with its
-data), ``plotting`` (the book's figures, one module per kind), ``runtime`` (reproducibility).
+partners), ``integrators`` (explicit RK steps and solves), ``activations`` (sigma and its
+antiderivative gamma), ``fields`` (vector fields f(z; theta) with per-layer parameters),
+``models`` (the ODE network, with members for several seeds), ``train`` (full-batch training),
+``adjoint`` (gradients: DTO, OTD, backsolve, checkpointing), ``stability`` (eigenvalues,
+logarithmic norms, one-sided Lipschitz constants), ``deep_limit`` (refinement and convergence
+orders), ``experiments`` (training outcomes over several seeds), ``claims`` (the checks behind
+the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
+(reproducibility).
 """
 from .data import make_dataset
 from .models import ODENet

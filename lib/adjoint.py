@@ -50,21 +50,23 @@ Gradient = dict[str, torch.Tensor]
 def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     if not isinstance(net, ODENet):
         raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
+    if net.members is not None:
+        raise ValueError(f"net has {net.members} members; the gradient methods compute one "
+                         "network's gradient: pass net.member(s)")
     check_data(net, x, y, "(x, y)")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
-    layered = {f"field.{name}" for name in net.field.theta_names}
+    layered = set(layer_keys(net))
     other = [name for name, _ in net.field.named_parameters(prefix="field") if name not in layered]
     if other:
         raise ValueError(f"the adjoint sweeps need every field parameter stacked per layer "
-                         f"(in theta_names); {other} are not")
+                         f"(in field.stacks()); {other} are not")
     return LOSSES[loss]
 
 
 def _layer(net: ODENet, k: int) -> tuple[torch.Tensor, ...]:
     """The parameters ``theta^k`` of layer ``k`` as fresh leaves (the sweeps differentiate by hand)."""
-    return tuple(getattr(net.field, name).detach()[k].requires_grad_(True)
-                 for name in net.field.theta_names)
+    return tuple(p.detach().requires_grad_(True) for p in net.field.layer(k))
 
 
 def _terminal(net: ODENet, zK: torch.Tensor, y: torch.Tensor, data_loss) -> tuple:
@@ -81,8 +83,8 @@ def _assemble(net: ODENet, layer_grads: list, classifier: Gradient) -> Gradient:
     """Stack the per-layer gradients ``[theta^0, ..., theta^{K-1}]`` and order the dict like
     ``net.named_parameters()``."""
     out = dict(classifier)
-    for m, name in enumerate(net.field.theta_names):
-        out[f"field.{name}"] = torch.stack([g[m] for g in layer_grads])
+    for m, key in enumerate(layer_keys(net)):
+        out[key] = torch.stack([g[m] for g in layer_grads])
     return {name: out[name] for name, _ in net.named_parameters()}
 
 
@@ -313,8 +315,7 @@ class _LayerwiseField(torch.nn.Module):
         self._set(t0, -1)
 
     def forward(self, t, z):
-        return self.field(z, tuple(getattr(self.field, name)[self.layer]
-                                   for name in self.field.theta_names))
+        return self.field(z, self.field.layer(self.layer))
 
 
 def torchdiffeq_adjoint_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
@@ -370,7 +371,7 @@ def relative_difference(g: Gradient, reference: Gradient, keys=None) -> float:
 def layer_keys(net: ODENet) -> list[str]:
     """The names of the per-layer parameters ``theta^k`` in a gradient dict; their gradients
     scale like ``h``, so relative differences over them measure the adjoint's error alone."""
-    return [f"field.{name}" for name in net.field.theta_names]
+    return [f"field.{name}" for name in net.field.stacks()]
 
 
 def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4",
@@ -390,10 +391,10 @@ def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4"
     reference = ODENet(width=width, depth=2, activation=activation, seed=seed)
     s = torch.arange(depth, dtype=torch.float64) * net.h / net.T
     with torch.no_grad():
-        for name in net.field.theta_names:
-            ends = getattr(reference.field, name).double()
+        for theta, ends in zip(net.field.stacks().values(), reference.field.stacks().values()):
+            ends = ends.double()
             shape = (depth,) + (1,) * (ends.dim() - 1)
-            getattr(net.field, name).copy_((1 - s.view(shape)) * ends[0] + s.view(shape) * ends[1])
+            theta.copy_((1 - s.view(shape)) * ends[0] + s.view(shape) * ends[1])
         net.field.A.sub_(contraction * torch.eye(width))
         for name, param in reference.classifier.named_parameters():
             getattr(net.classifier, name).copy_(param)
@@ -451,29 +452,3 @@ def seconds_per_call(fn: Callable, *args, repeat: int = 3, **kwargs) -> float:
 
     once()
     return sorted(once() for _ in range(repeat))[repeat // 2]
-
-
-def gradient_descent(net: ODENet, x: torch.Tensor, y: torch.Tensor,
-                     gradient: Callable[..., Gradient] = otd_gradient, iterations: int = 100,
-                     lr: float = 0.1, loss: str = "cross_entropy") -> torch.Tensor:
-    """The talk's "standard procedure": repeat {sweep forward, sweep ``p`` backward to get
-    ``grad E`` from ``gradient(net, x, y)``, update ``theta <- theta - lr grad E``}.  Returns
-    the objective before each update, ``[iterations]``; a ``ValueError`` names the first
-    iteration whose objective is not finite."""
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-    data_loss = _setup(net, x, y, loss)
-    losses = torch.empty(iterations, dtype=x.dtype, device=x.device)
-    params = dict(net.named_parameters())
-    for i in range(iterations):
-        with torch.no_grad():
-            losses[i] = data_loss(net(x), y)
-        grads = gradient(net, x, y, loss=loss)
-        with torch.no_grad():
-            for name, param in params.items():
-                param.add_(grads[name], alpha=-lr)
-    finite = torch.isfinite(losses)
-    if not bool(finite.all()):
-        first = int((~finite).nonzero()[0, 0])
-        raise ValueError(f"the objective became non-finite at iteration {first}; lower lr or h")
-    return losses

@@ -13,8 +13,8 @@ import math
 from typing import Sequence
 
 import torch
-from torch import nn
 
+from .fields import positive_int
 from .models import ODENet
 
 
@@ -22,13 +22,10 @@ def refine(net: ODENet, m: int) -> ODENet:
     """The same continuous model as ``net`` (same ``T``, ``theta(t)``, field, method and
     classifier) discretised with ``m`` times as many steps: each ``theta^k`` is repeated ``m``
     times and the step becomes ``h / m``."""
-    if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-        raise ValueError(f"m must be a positive integer, got {m!r}")
+    positive_int(m, "m")
     fine = copy.deepcopy(net)
-    with torch.no_grad():
-        for name in net.field.theta_names:
-            setattr(fine.field, name, nn.Parameter(getattr(net.field, name).repeat_interleave(m, dim=0)))
-    fine.field.layers = fine.depth = net.depth * m
+    fine.field.repeat_layers(m)
+    fine.depth = fine.field.layers
     fine.h = net.h / m
     return fine
 

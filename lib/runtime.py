@@ -6,14 +6,23 @@ import random
 
 import torch
 
+__all__ = ["setup_notebook"]
 
-def setup_notebook(seed: int = 0, threads: int = 1) -> torch.device:
+
+def setup_notebook(seed: int = 0, threads: int | None = None) -> torch.device:
     """Seed every generator, make PyTorch deterministic, fix the thread count, and return the
     device to compute on (``cuda`` when present, else ``cpu``).
 
-    Determinism (``torch.use_deterministic_algorithms``) is what lets nbval compare the printed
-    numbers of a re-executed notebook with the committed ones.
+    ``threads`` defaults to the environment variable ``OMP_NUM_THREADS``, else 1 (the book's
+    networks are tiny, so more threads only add synchronisation).  Determinism
+    (``torch.use_deterministic_algorithms``) makes a re-execution on the same machine repeat
+    every bit; across machines the chapters rely only on what the claims check
+    (``CONTRIBUTING.md``).
     """
+    if threads is None:
+        threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     random.seed(seed)
     torch.manual_seed(seed)

@@ -31,6 +31,14 @@ __all__ = ["jacobians", "spectral_abscissa", "log_norm", "OneSidedLipschitz", "o
            "markus_yamabe", "markus_yamabe_network"]
 
 
+def _check_single(net) -> None:
+    if not isinstance(net, ODENet):
+        raise TypeError(f"net must be an ODENet, got {type(net).__name__}")
+    if net.members is not None:
+        raise ValueError(f"net has {net.members} members; the stability diagnostics examine one "
+                         "network: pass net.member(s)")
+
+
 def _check_states(states, name: str = "states") -> torch.Tensor:
     if not isinstance(states, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(states).__name__}")
@@ -168,8 +176,7 @@ def network_curves(net: ODENet, x: torch.Tensor, pairs: int = 1024,
                    generator: torch.Generator | None = None) -> StabilityCurves:
     """:class:`StabilityCurves` of a (trained) network along the features of the inputs ``x``:
     layer ``k`` is examined at the states ``z^k`` it acts on, ``t_k = k h``."""
-    if not isinstance(net, ODENet):
-        raise TypeError(f"net must be an ODENet, got {type(net).__name__}")
+    _check_single(net)
     with torch.no_grad():
         states = net.trajectory(x)[:-1]
     return layer_curves(net.field, states, net.h, pairs=pairs, generator=generator)
@@ -205,8 +212,7 @@ def growth_factor(net: ODENet, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tens
     features of the inputs ``x1`` and ``x2`` (each ``[n, in_features]``, row by row) after each
     layer, shape ``[K+1, n]``.  The one-sided Lipschitz condition bounds it by
     ``exp(int_0^t nu)``; see :func:`growth_bound`."""
-    if not isinstance(net, ODENet):
-        raise TypeError(f"net must be an ODENet, got {type(net).__name__}")
+    _check_single(net)
     if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
         raise TypeError("x1 and x2 must be torch.Tensors")
     if x1.shape != x2.shape:

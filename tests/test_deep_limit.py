@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import lib
+import lib.fields
 from lib.deep_limit import feature_convergence, observed_order, refine
 
 
@@ -64,7 +65,7 @@ def test_refine_rejects_bad_m():
         refine(small_net(), 0)
 
 
-@pytest.mark.parametrize("field", sorted(lib.models.FIELDS))
+@pytest.mark.parametrize("field", sorted(lib.fields.FIELDS))
 def test_refine_keeps_every_field_and_its_fixed_constants(field):
     net = small_net(field=field)
     for name, value in (("gamma", 0.5), ("eps", 0.3)):

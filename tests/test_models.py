@@ -1,13 +1,17 @@
 """The ODE network: with h = 1 and Euler it is the ResNet, its gradients are right
-(torch.autograd.gradcheck in float64), and bad arguments are refused."""
+(torch.autograd.gradcheck in float64), members are the networks of their seeds, field objects
+compose with it, and bad arguments are refused."""
 import pytest
 import torch
 from torch.func import functional_call
 
 from lib import ODENet
+from lib.fields import FIELDS, GradientField, make_field
+from lib.train import cross_entropy
 from lib.tableaux import ButcherTableau
 
 DT = torch.float64
+EPS = torch.finfo(DT).eps
 
 
 def points(n=6, d=2, seed=0, dtype=DT):
@@ -22,9 +26,10 @@ def test_h_one_euler_is_exactly_the_hand_written_residual_network():
     A, b = net.field.A.detach(), net.field.b.detach()
     for k in range(5):
         z = z + torch.tanh(A[k] @ z.T + b[k][:, None]).T
-    with torch.no_grad():
-        assert torch.equal(net.features(x), z)
-        assert torch.equal(net(x), z @ net.classifier.w + net.classifier.mu)
+    with torch.no_grad():   # the same arithmetic in another operation order: a few ulps apart
+        assert torch.allclose(net.features(x), z, rtol=4 * EPS, atol=4 * EPS)
+        assert torch.allclose(net(x), z @ net.classifier.w + net.classifier.mu, rtol=8 * EPS,
+                              atol=8 * EPS)
 
 
 def test_step_size_is_T_over_K_and_enters_the_step():
@@ -164,3 +169,72 @@ def test_bad_input_shape_is_refused(x, error):
     net = ODENet(width=3, depth=2)
     with pytest.raises(error, match="x must"):
         net(x)
+
+
+@pytest.mark.parametrize("field", sorted(FIELDS))
+@pytest.mark.parametrize("classes", [2, 3])
+def test_each_member_is_the_network_of_its_seed(field, classes):
+    """Before training, member s holds exactly the parameters of the network seeded seeds[s];
+    its features and logits agree bitwise (the batched product repeats the single one), and its
+    gradient to round-off."""
+    seeds = [4, 0, 7]
+    kwargs = dict(width=3, depth=4, T=2.0, method="rk4", field=field, classes=classes)
+    members = ODENet(seed=seeds, **kwargs).double()
+    assert members.members == 3 and members.seeds == tuple(seeds)
+    X = torch.stack([points(n=6, seed=s) for s in seeds])
+    y = torch.randint(0, classes, (3, 6), generator=torch.Generator().manual_seed(0))
+    cross_entropy(members(X), y).sum().backward()
+    for i, s in enumerate(seeds):
+        alone = ODENet(seed=s, **kwargs).double()
+        one = members.member(i)
+        assert one.members is None
+        for (name, p), q in zip(one.named_parameters(), alone.parameters()):
+            assert torch.equal(p, q), name
+        with torch.no_grad():
+            assert torch.equal(members.features(X)[i], alone.features(X[i]))
+        cross_entropy(alone(X[i]), y[i]).backward()
+        grads = dict(members.named_parameters())
+        for name, q in alone.named_parameters():
+            g = grads[name].grad[:, i] if name.startswith("field") else grads[name].grad[i]
+            assert torch.allclose(g, q.grad, rtol=0, atol=64 * EPS * q.grad.abs().max()), name
+
+
+def test_members_share_inputs_of_shape_n_by_2_and_refuse_others():
+    net = ODENet(width=3, depth=2, seed=[0, 1])
+    x = points(n=5, dtype=torch.float32)
+    assert net(x).shape == (2, 5) and net.trajectory(x).shape == (3, 2, 5, 3)
+    assert torch.equal(net(x), net(torch.stack([x, x])))
+    with pytest.raises(ValueError, match=r"x must have shape \[n, 2\] or \[2, n, 2\]"):
+        net(torch.zeros(3, 5, 2))
+    with pytest.raises(ValueError, match="no members"):
+        ODENet(width=3, depth=2).member(0)
+    with pytest.raises(ValueError, match="member index"):
+        net.field.member(2)
+    with pytest.raises(TypeError, match="seed must be an int or a non-empty sequence"):
+        ODENet(seed=[])
+    with pytest.raises(TypeError, match="seed must be"):
+        ODENet(seed=[0, 1.5])
+
+
+def test_a_field_object_is_accepted_and_must_agree_with_the_arguments():
+    field = GradientField(3, 5, "relu", generator=torch.Generator().manual_seed(1))
+    net = ODENet(field=field, T=2.0)
+    assert net.field is field and net.width == 3 and net.depth == 5 and net.h == 0.4
+    assert ODENet(width=3, depth=5, activation="relu", field=make_field("gradient", 3, 5, "relu"))
+    with pytest.raises(ValueError, match="depth = 4 disagrees"):
+        ODENet(field=field, depth=4)
+    with pytest.raises(ValueError, match="members=None but seed gives 2"):
+        ODENet(field=field, seed=[0, 1])
+    with pytest.raises(TypeError, match="field must be a name or a VectorField"):
+        ODENet(field=3)
+
+
+def test_the_field_methods_reach_every_layer_parameter():
+    net = ODENet(width=3, depth=4, field="antisymmetric", seed=2)
+    stacks = net.field.stacks()
+    assert list(stacks) == ["W", "b"] and stacks["W"].shape == (4, 3, 3)
+    assert all(torch.equal(a, b) for a, b in zip(net.field.layer(2), net.field.thetas()[2]))
+    net.field.repeat_layers(3)
+    assert net.field.layers == 12 and torch.equal(net.field.W[5], stacks["W"][1])
+    with pytest.raises(ValueError, match="layer index in 0..11"):
+        net.field.layer(12)

@@ -28,28 +28,33 @@ def labelled(fig):
 
 def test_experiment_records_everything(run):
     assert run.history.recorded == [20] and len(run.history.loss) == 20
-    assert 0 <= run.train_accuracy <= 1 and 0 <= run.validation_accuracy <= 1
+    assert run.train_accuracy.shape == run.validation_accuracy.shape == (5,)
+    assert bool(((0 <= run.validation_accuracy) & (run.validation_accuracy <= 1)).all())
     assert run.name in run.summary() and "validation" in run.summary()
     assert not torch.equal(run.X, run.X_val)
+    one = run.member(2)
+    assert one.net.members is None and torch.equal(one.X, run.X[2])
+    assert float(one.validation_accuracy) == float(run.validation_accuracy[2])
 
 
 def test_figures_are_labelled(run):
     assert labelled(cplot.datasets({"donut2d": (run.X, run.y)}))
-    assert labelled(cplot.decision_regions(run.net, run.X, run.y))
-    assert labelled(cplot.transitions(run.net, run.X, run.y, layers=[0, 2, 4]))
+    one = run.member(0)
+    assert labelled(cplot.decision_regions(one.net, one.X, one.y))
+    assert labelled(cplot.transitions(one.net, one.X, one.y, layers=[0, 2, 4]))
     assert labelled(cplot.training_curves({"run": run.history}))
     assert labelled(error_vs_step([0.1, 0.05], {"Euler": [0.2, 0.1]}))
 
 
 def test_transitions_rejects_layers_out_of_range(run):
     with pytest.raises(ValueError, match="layers must be indices in 0..4"):
-        cplot.transitions(run.net, run.X, run.y, layers=[0, 5])
+        cplot.transitions(run.member(0).net, run.X[0], run.y[0], layers=[0, 5])
 
 
 def test_decision_regions_needs_two_classes(run):
     net = lib.ODENet(width=2, depth=2, classes=3)
     with pytest.raises(ValueError, match="two-class"):
-        cplot.decision_regions(net, run.X, run.y)
+        cplot.decision_regions(net, run.X[0], run.y[0])
 
 
 def test_explorer_figure_and_widget():

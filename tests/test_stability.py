@@ -1,4 +1,4 @@
-"""Tests for lib.stability and the stable vector fields of lib.models: Jacobians against
+"""Tests for lib.stability and the stable vector fields of lib.fields: Jacobians against
 torch.autograd, spectral abscissa and logarithmic norm against 2x2 closed forms, the
 gradient-flow theorem on random instances, the growth of perturbations against matrix
 exponentials and the bound e^(nu t), and the structure of the restricted fields."""
@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from lib import stability as st
-from lib.models import (FIELDS, AntisymmetricField, GradientField, NegativeDefiniteField, ODENet,
+from lib.fields import (FIELDS, AntisymmetricField, GradientField, NegativeDefiniteField,
                         ResNetField)
+from lib.models import ODENet
 from lib.train import train
 
 F64 = torch.float64
@@ -264,7 +265,7 @@ def test_new_fields_train_in_odenet(name):
     assert net(X).shape == (60,)
     history = train(net, X, y, iterations=30, lr=0.05, record_every=30)
     assert history.loss[-1] < history.loss[0]
-    assert all(getattr(net.field, p).grad is not None for p in net.field.theta_names)
+    assert all(p.grad is not None for p in net.field.stacks().values())
 
 
 # --- bad input -------------------------------------------------------------------------------

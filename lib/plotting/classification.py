@@ -102,15 +102,28 @@ def transitions(net: ODENet, X: torch.Tensor, y: torch.Tensor, layers: Sequence[
     return fig
 
 
+def _median_and_band(ax, x, values: torch.Tensor, colour: str, label: str, style: str = "-"):
+    """Plot ``values`` ``[steps]``, or ``[steps, S]`` as the median over the members with the band
+    between the smallest and the largest."""
+    if values.dim() == 1:
+        ax.plot(x, values, style, color=colour, label=label)
+        return
+    ax.plot(x, values.median(1).values, style, color=colour, label=f"{label} (median)")
+    ax.fill_between(x, values.amin(1), values.amax(1), color=colour, alpha=0.2, lw=0)
+
+
 def training_curves(histories: Mapping[str, History]):
-    """Objective (log scale) and accuracies against the iteration for several named runs."""
+    """Objective (log scale) and accuracies against the iteration for several named runs; a run
+    with members is drawn as its median with the range over the seeds shaded."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
     for i, (name, h) in enumerate(histories.items()):
         colour = f"C{i}"
-        left.semilogy(range(1, len(h.loss) + 1), h.loss, color=colour, label=name)
-        right.plot(h.recorded, h.train_accuracy, color=colour, label=f"{name}, train")
-        if h.validation_accuracy:
-            right.plot(h.recorded, h.validation_accuracy, "--", color=colour, label=f"{name}, validation")
+        _median_and_band(left, range(1, len(h.loss) + 1), h.loss, colour, name)
+        _median_and_band(right, h.recorded, h.train_accuracy, colour, f"{name}, train")
+        if h.validation_accuracy is not None:
+            _median_and_band(right, h.recorded, h.validation_accuracy, colour,
+                             f"{name}, validation", "--")
+    left.set_yscale("log")
     left.set(xlabel="iteration", ylabel="objective $E(\\theta)$", title="training objective")
     right.set(xlabel="iteration", ylabel="accuracy", title="accuracy")
     left.legend(fontsize=8)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 
 from ..data import make_dataset
-from ..models import ACTIVATIONS, ODENet
+from ..activations import ACTIVATIONS
+from ..models import ODENet
 from ..train import train
 from .classification import decision_regions, scatter_classes
 
