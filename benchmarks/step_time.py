@@ -5,7 +5,7 @@ cross-entropy loss, backward pass.  No optimiser update is timed (it is the same
 implementation).  The network is the one of ``lib.ODENet``: zero-padding lift of the 2-D
 spiral data to width ``d``, ``K`` explicit Runge--Kutta steps of ``z' = tanh(A^k z + b^k)``
 with step ``h = 1`` (``T = K``, the ResNet) and per-layer parameters ``theta^k = (A^k, b^k)``,
-then the logit ``w^T z^K + mu``.  Compared implementations, all starting from the same
+then the logit ``w^T z^K + w0``.  Compared implementations, all starting from the same
 parameter values:
 
 * ``lib``: ``lib.ODENet`` with the tableau ``euler``, ``rk4`` (classic) or ``rk38``;
@@ -75,13 +75,13 @@ class Problem:
                           activation="tanh", classes=2, seed=0).to(self.dtype)
 
     def leaves(self):
-        """Fresh leaf copies ``A, b, w, mu`` of the same initial values as :meth:`net`."""
+        """Fresh leaf copies ``A, b, w, w0`` of the same initial values as :meth:`net`."""
         net = self.net("euler")
         return [p.detach().clone().requires_grad_() for p in
-                (net.field.A, net.field.b, net.classifier.w, net.classifier.mu)]
+                (net.field.A, net.field.b, net.classifier.w, net.classifier.w0)]
 
-    def loss(self, zK, w, mu):
-        return F.binary_cross_entropy_with_logits(torch.mv(zK, w) + mu, self.y)
+    def loss(self, zK, w, w0):
+        return F.binary_cross_entropy_with_logits(torch.mv(zK, w) + w0, self.y)
 
     def lift(self):
         return F.pad(self.X, (0, self.d - self.X.shape[1]))
@@ -109,7 +109,7 @@ class Impl:
 
 def lib_impl(P: Problem, method: str) -> Impl:
     net = P.net(method)
-    params = [net.field.A, net.field.b, net.classifier.w, net.classifier.mu]
+    params = [net.field.A, net.field.b, net.classifier.w, net.classifier.w0]
     return Impl(f"lib {method}", method, params, lambda: net(P.X),
                 lambda logits: F.binary_cross_entropy_with_logits(logits, P.y))
 
@@ -149,9 +149,9 @@ HAND = {"euler": hand_euler, "rk4": hand_rk4, "rk38": hand_rk38}
 
 
 def hand_impl(P: Problem, method: str) -> Impl:
-    A, b, w, mu = params = P.leaves()
+    A, b, w, w0 = params = P.leaves()
     return Impl(f"hand {method}", method, params, lambda: HAND[method](P, A, b),
-                lambda z: P.loss(z, w, mu))
+                lambda z: P.loss(z, w, w0))
 
 
 class LayerField(torch.nn.Module):
@@ -170,7 +170,7 @@ TORCHDIFFEQ = {"euler": ("euler", {}), "rk38": ("rk4", {"perturb": True})}
 
 
 def torchdiffeq_impl(P: Problem, method: str, usage: str) -> Impl:
-    A, b, w, mu = params = P.leaves()
+    A, b, w, w0 = params = P.leaves()
     func = LayerField(A, b, H)
     name, options = TORCHDIFFEQ[method]
     T = P.K * H
@@ -183,7 +183,7 @@ def torchdiffeq_impl(P: Problem, method: str, usage: str) -> Impl:
     def forward():
         return torchdiffeq.odeint(func, P.lift(), t, method=name, options=options)[-1]
     return Impl(f"torchdiffeq {name} ({usage})", method, params, forward,
-                lambda z: P.loss(z, w, mu))
+                lambda z: P.loss(z, w, w0))
 
 
 def implementations(P: Problem, group: str) -> list[Impl]:

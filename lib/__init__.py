@@ -11,6 +11,9 @@ orders), ``experiments`` (training outcomes over several seeds), ``claims`` (the
 the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
 (reproducibility).
 """
+__version__ = "0.2.0"
+"""The version of the library and of the book; every chapter's set-up cell installs this one."""
+
 from .data import make_dataset
 from .models import ODENet
 from .runtime import setup_notebook

@@ -2,7 +2,7 @@
 
 The network of :class:`lib.models.ODENet` is ``z^0 = lift(x)``, ``K`` explicit Runge--Kutta steps
 ``Z_i = z^k + h sum_j a_ij f(Z_j; theta^k)``, ``z^{k+1} = z^k + h sum_i b_i f(Z_i; theta^k)``, and
-the objective is the data loss ``E = L(w^T z^K + mu, y)`` of :data:`lib.train.LOSSES`.  With
+the objective is the data loss ``E = L(w^T z^K + w0, y)`` of :data:`lib.train.LOSSES`.  With
 ``p^K = dE/dz^K`` the *discrete adjoint* (Sanz-Serna 2016, SIAM Review 58:3--33) is, for each step
 backwards, with ``J_i = df/dz(Z_i; theta^k)``,
 

@@ -2,7 +2,7 @@
 
 The network of the talk (Benning et al. 2019, eq. (3)) is
 
-    z^0 = lift(x),   z^{k+1} = Phi_h(z^k; theta^k)  (k = 0..K-1),   y = eta(w^T z^K + mu),
+    z^0 = lift(x),   z^{k+1} = Phi_h(z^k; theta^k)  (k = 0..K-1),   y = eta(w^T z^K + w0),
 
 where ``Phi_h`` is one step of an explicit Runge--Kutta method of step ``h = T/K`` applied to
 ``z' = f(z; theta^k)`` with the layer's parameters held fixed in the step.  With the ResNet
@@ -31,10 +31,10 @@ __all__ = ["Classifier", "ODENet"]
 
 
 class Classifier(nn.Module):
-    """The last layer ``eta(w^T z + mu)``; returns the logits ``w^T z + mu``.
+    """The last layer ``eta(w^T z + w0)``; returns the logits ``w^T z + w0``.
 
     Two classes use one logit (``eta`` = sigmoid), more classes one per class (softmax).
-    ``w ~ N(0, 1/width)``, ``mu = 0``; with members both carry the member axis first.
+    ``w ~ N(0, 1/width)``, ``w0 = 0``; with members both carry the member axis first.
     """
 
     def __init__(self, width: int, classes: int, generator=None):
@@ -46,21 +46,21 @@ class Classifier(nn.Module):
         shape = (width,) if classes == 2 else (classes, width)
         self.w = nn.Parameter(draw_normal(gens, self.members, shape, 1 / math.sqrt(width), 0))
         batch = () if self.members is None else (self.members,)
-        self.mu = nn.Parameter(torch.zeros(batch + shape[:-1]))
+        self.w0 = nn.Parameter(torch.zeros(batch + shape[:-1]))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.classes > 2:
-            return affine(z, self.w, self.mu)
+            return affine(z, self.w, self.w0)
         if self.members is None:
-            return torch.mv(z, self.w) + self.mu
-        return torch.baddbmm(self.mu[:, None, None], z, self.w.unsqueeze(-1)).squeeze(-1)
+            return torch.mv(z, self.w) + self.w0
+        return torch.baddbmm(self.w0[:, None, None], z, self.w.unsqueeze(-1)).squeeze(-1)
 
     def member(self, s: int) -> "Classifier":
         """A single classifier holding member ``s``'s parameters (a copy)."""
         single = copy.deepcopy(self)
         with torch.no_grad():
             single.w = nn.Parameter(self.w[s].clone())
-            single.mu = nn.Parameter(self.mu[s].clone())
+            single.w0 = nn.Parameter(self.w0[s].clone())
         single.members = None
         return single
 
@@ -179,7 +179,7 @@ class ODENet(nn.Module):
         return self._solve(x, trajectory=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The logits ``w^T z^K + mu``: shape ``[(S,) n]`` for two classes, ``[(S,) n, classes]``
+        """The logits ``w^T z^K + w0``: shape ``[(S,) n]`` for two classes, ``[(S,) n, classes]``
         otherwise."""
         return self.classifier(self.features(x))
 

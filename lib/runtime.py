@@ -1,17 +1,21 @@
 """Reproducible set-up shared by every notebook and benchmark."""
 from __future__ import annotations
 
+import inspect
 import os
 import random
 
 import torch
 
-__all__ = ["setup_notebook"]
+from .plotting import style
+
+__all__ = ["setup_notebook", "show_source"]
 
 
 def setup_notebook(seed: int = 0, threads: int | None = None) -> torch.device:
-    """Seed every generator, make PyTorch deterministic, fix the thread count, and return the
-    device to compute on (``cuda`` when present, else ``cpu``).
+    """Seed every generator, make PyTorch deterministic, fix the thread count, apply the book's
+    figure style (:mod:`lib.plotting.style`), and return the device to compute on (``cuda`` when
+    present, else ``cpu``).
 
     ``threads`` defaults to the environment variable ``OMP_NUM_THREADS``, else 1 (the book's
     networks are tiny, so more threads only add synchronisation).  Determinism
@@ -28,4 +32,19 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> torch.device:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(threads)
+    style.use()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def show_source(obj):
+    """The source code of a function or class of ``lib``, syntax-highlighted in a notebook
+    (``IPython.display.Code``; plain text where IPython is absent), so that a chapter shows the
+    algorithm it runs and cannot drift from it."""
+    if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
+        raise TypeError(f"obj must be a function, method or class, got {type(obj).__name__}")
+    source = inspect.getsource(obj)
+    try:
+        from IPython.display import Code
+    except ImportError:
+        return source
+    return Code(source, language="python")

@@ -28,7 +28,7 @@ def test_h_one_euler_is_exactly_the_hand_written_residual_network():
         z = z + torch.tanh(A[k] @ z.T + b[k][:, None]).T
     with torch.no_grad():   # the same arithmetic in another operation order: a few ulps apart
         assert torch.allclose(net.features(x), z, rtol=4 * EPS, atol=4 * EPS)
-        assert torch.allclose(net(x), z @ net.classifier.w + net.classifier.mu, rtol=8 * EPS,
+        assert torch.allclose(net(x), z @ net.classifier.w + net.classifier.w0, rtol=8 * EPS,
                               atol=8 * EPS)
 
 
@@ -78,7 +78,7 @@ def test_same_seed_same_parameters_other_seed_other_parameters():
     a, b, c = ODENet(width=3, depth=4, seed=7), ODENet(width=3, depth=4, seed=7), ODENet(width=3, depth=4, seed=8)
     for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters()):
         assert torch.equal(p, q), name
-        if name != "classifier.mu":            # the bias starts at zero for every seed
+        if name != "classifier.w0":            # the bias starts at zero for every seed
             assert not torch.equal(p, r), name
 
 
@@ -94,7 +94,7 @@ def test_parameter_shapes_per_layer():
     net = ODENet(width=3, depth=4)
     assert net.field.A.shape == (4, 3, 3) and net.field.b.shape == (4, 3)
     assert len(net.field.thetas()) == 4
-    assert net.classifier.w.shape == (3,) and net.classifier.mu.shape == ()
+    assert net.classifier.w.shape == (3,) and net.classifier.w0.shape == ()
 
 
 def test_two_and_several_classes():
@@ -106,7 +106,7 @@ def test_two_and_several_classes():
     three = ODENet(width=3, depth=2, classes=3, seed=1)
     logits = three(x)
     assert logits.shape == (5, 3)
-    assert three.classifier.w.shape == (3, 3) and three.classifier.mu.shape == (3,)
+    assert three.classifier.w.shape == (3, 3) and three.classifier.w0.shape == (3,)
     assert torch.equal(three.predict(x), logits.argmax(1))
 
 

@@ -7,10 +7,34 @@ import re
 
 import pytest
 
+import lib
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOC = (ROOT / "_toc.yml").read_text()
 TOC_FILES = re.findall(r"file:\s*([\w./-]+)", TOC)
 NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+REPOSITORY = re.search(r"^repository:\s*\n\s*url:\s*(\S+)", (ROOT / "_config.yml").read_text(),
+                       re.M).group(1)
+SETUP_CELL = f"""\
+# Set-up. On Colab, or wherever the book's library is missing, install it first.
+import importlib.metadata, subprocess, sys
+BOOK, VERSION = "structure-preserving-deep-learning", "{lib.__version__}"
+URL = "{REPOSITORY}"
+try:
+    installed = importlib.metadata.version(BOOK)
+except importlib.metadata.PackageNotFoundError:
+    installed = None
+if installed != VERSION:
+    source = f"{{BOOK}} @ git+{{URL}}@v{{VERSION}}"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+import torch
+import matplotlib.pyplot as plt
+import lib
+if getattr(lib, "__version__", None) != VERSION:  # some other module called lib
+    raise ImportError(f"{{lib.__file__}} is not the book's library {{VERSION}}")
+device = lib.setup_notebook(seed=0)  # seeds, determinism, threads, style; cuda if any"""
+"""The first code cell of every chapter: the one place where the book's version (lib.__version__)
+and its repository (_config.yml) reach a reader on Colab."""
 
 
 def toc_notebooks():
@@ -43,3 +67,20 @@ def test_notebook_committed_with_outputs(path):
     assert any(c.get("outputs") for c in code), f"{path.name} has no outputs at all"
     assert nb["metadata"].get("kernelspec", {}).get("name") == "python3", (
         f"{path.name} must use the python3 kernel")
+
+
+@pytest.mark.parametrize("path", toc_notebooks(), ids=lambda p: p.name)
+def test_notebook_opens_with_the_setup_cell(path):
+    cells = json.loads(path.read_text())["cells"]
+    first = next(c for c in cells if c["cell_type"] == "code")
+    assert "".join(first["source"]) == SETUP_CELL, (
+        f"{path.name}: the first code cell must be tests/test_notebooks.py's SETUP_CELL")
+    assert "hide-input" in first["metadata"].get("tags", []), f"{path.name}: tag it hide-input"
+
+
+@pytest.mark.parametrize("path", toc_notebooks(), ids=lambda p: p.name)
+def test_code_lines_fit_the_column(path):
+    cells = json.loads(path.read_text())["cells"]
+    long = [(i, line) for i, c in enumerate(cells) if c["cell_type"] == "code"
+            for line in "".join(c["source"]).splitlines() if len(line) > 88]
+    assert not long, f"{path.name}: code lines longer than 88 characters: {long[:3]}"

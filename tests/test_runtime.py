@@ -1,6 +1,7 @@
 """The notebooks' set-up: seeded, deterministic, fixed threads, the right device."""
 import os
 
+import pytest
 import torch
 
 import lib
@@ -17,6 +18,32 @@ def test_setup_notebook_seeds_and_makes_torch_deterministic():
         assert torch.get_num_threads() == 1
         assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", ":16:8")
         assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def test_show_source_shows_the_library_code_and_refuses_other_objects():
+    from lib.integrators import rk_step
+    from lib.runtime import show_source
+    shown = show_source(rk_step)
+    assert "def rk_step(" in getattr(shown, "data", shown)
+    with pytest.raises(TypeError, match="function, method or class"):
+        show_source(3)
+
+
+def test_threads_default_to_omp_num_threads(monkeypatch):
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        lib.setup_notebook()
+        assert torch.get_num_threads() == 2
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        lib.setup_notebook()
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            lib.setup_notebook(threads=0)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)

@@ -10,6 +10,7 @@ from matplotlib.colors import ListedColormap
 
 from ..models import ODENet
 from ..train import History
+from .style import panels
 
 CLASS_COLOURS = ("#1f77b4", "#d62728")
 """Colours of class 0 and class 1 in every figure of the book."""
@@ -23,16 +24,15 @@ def scatter_classes(ax, points: torch.Tensor, y: torch.Tensor, size: float = 6.0
         ax.scatter(points[mask, 0], points[mask, 1], s=size, c=colour, label=f"class {label}",
                    linewidths=0)
     if legend:
-        ax.legend(loc="upper right", fontsize=8, markerscale=2)
+        ax.legend(loc="upper right", markerscale=2)
 
 
 def datasets(data: Mapping[str, tuple[torch.Tensor, torch.Tensor]]):
     """One panel per named data set ``{name: (X, y)}``."""
-    fig, axes = plt.subplots(1, len(data), figsize=(3.2 * len(data), 3.2), squeeze=False)
-    for ax, (name, (X, y)) in zip(axes[0], data.items()):
+    fig, axes = panels(len(data), columns=min(len(data), 2), height=2.9)
+    for ax, (name, (X, y)) in zip(axes, data.items()):
         scatter_classes(ax, X, y)
         ax.set(title=name, xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
-    fig.tight_layout()
     return fig
 
 
@@ -47,11 +47,11 @@ def _grid(X: torch.Tensor, resolution: int, margin: float):
 
 def decision_regions(net: ODENet, X: torch.Tensor, y: torch.Tensor, ax=None, title: str | None = None,
                      resolution: int = 150, margin: float = 0.3):
-    """The predicted probability of class 1, ``eta(w^T z^K + mu)``, over the plane, with the
+    """The predicted probability of class 1, ``eta(w^T z^K + w0)``, over the plane, with the
     decision boundary ``eta = 1/2`` and the data.  Returns the figure."""
     if net.classifier.classes != 2:
         raise ValueError("decision_regions draws two-class networks only")
-    fig, ax = (plt.subplots(figsize=(4, 4)) if ax is None else (ax.figure, ax))
+    fig, ax = (plt.subplots(figsize=(3.6, 3.4)) if ax is None else (ax.figure, ax))
     U, V, points = _grid(X, resolution, margin)
     device = next(net.parameters()).device
     with torch.no_grad():
@@ -78,27 +78,26 @@ def transitions(net: ODENet, X: torch.Tensor, y: torch.Tensor, layers: Sequence[
     """The features ``z^k`` of the data after the chosen ``layers`` (default: six evenly spaced,
     first and last included), coloured by class.  Features wider than 2 are shown in their two
     leading principal components; for width 2 the last panel also shows the classifier's line
-    ``w^T z + mu = 0``."""
+    ``w^T z + w0 = 0``."""
     K = net.depth
     layers = list(layers) if layers is not None else sorted({round(i * K / 5) for i in range(6)})
     if not layers or min(layers) < 0 or max(layers) > K:
         raise ValueError(f"layers must be indices in 0..{K}, got {layers}")
     with torch.no_grad():
         states = net.trajectory(X).cpu()
-    fig, axes = plt.subplots(1, len(layers), figsize=(2.6 * len(layers), 2.8), squeeze=False)
-    for ax, k in zip(axes[0], layers):
+    fig, axes = panels(len(layers), height=2.3)
+    for ax, k in zip(axes, layers):
         z = _project(states[k])
         scatter_classes(ax, z, y, size=3, legend=k == layers[0])
-        ax.set(title=f"layer $k = {k}$, $t = {k * net.h:g}$", xlabel="$z_1$", ylabel="$z_2$")
+        ax.set(title=f"$k = {k}$, $t = {k * net.h:g}$", xlabel="$z_1$", ylabel="$z_2$")
         if k == K and net.width == 2 and net.classifier.classes == 2:
             w = net.classifier.w.detach().cpu()
-            mu = float(net.classifier.mu.detach())
+            w0 = float(net.classifier.w0.detach())
             s = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), 2)
             if abs(float(w[1])) > 1e-12:
-                ax.plot(s, -(mu + w[0] * s) / w[1], "k--", lw=1, label="$w^Tz+\\mu=0$")
+                ax.plot(s, -(w0 + w[0] * s) / w[1], "k--", lw=1, label="$w^Tz+w_0=0$")
                 ax.set_ylim(float(z[:, 1].min()) - 0.2, float(z[:, 1].max()) + 0.2)
-                ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+                ax.legend(loc="upper right")
     return fig
 
 
@@ -115,7 +114,7 @@ def _median_and_band(ax, x, values: torch.Tensor, colour: str, label: str, style
 def training_curves(histories: Mapping[str, History]):
     """Objective (log scale) and accuracies against the iteration for several named runs; a run
     with members is drawn as its median with the range over the seeds shaded."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (left, right) = panels(2, height=2.9)
     for i, (name, h) in enumerate(histories.items()):
         colour = f"C{i}"
         _median_and_band(left, range(1, len(h.loss) + 1), h.loss, colour, name)
@@ -126,7 +125,6 @@ def training_curves(histories: Mapping[str, History]):
     left.set_yscale("log")
     left.set(xlabel="iteration", ylabel="objective $E(\\theta)$", title="training objective")
     right.set(xlabel="iteration", ylabel="accuracy", title="accuracy")
-    left.legend(fontsize=8)
-    right.legend(fontsize=8)
-    fig.tight_layout()
+    left.legend()
+    right.legend()
     return fig

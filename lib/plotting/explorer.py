@@ -9,6 +9,7 @@ from ..activations import ACTIVATIONS
 from ..models import ODENet
 from ..train import train
 from .classification import decision_regions, scatter_classes
+from .style import panels
 
 
 def explorer_figure(dataset: str = "donut2d", depth: int = 10, h: float = 1.0,
@@ -19,13 +20,12 @@ def explorer_figure(dataset: str = "donut2d", depth: int = 10, h: float = 1.0,
     net = ODENet(width=2, depth=depth, T=depth * h, method="euler", activation=activation, seed=seed)
     history = train(net, X, y, iterations=iterations, lr=0.05, record_every=iterations)
     states = net.trajectory(X).detach()
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.3))
+    fig, axes = panels(4, columns=2, height=3.0)
     decision_regions(net, X, y, ax=axes[0],
                      title=f"K = {depth}, h = {h:g}, {activation}: accuracy {history.train_accuracy[-1]:.3f}")
     for ax, k in zip(axes[1:], (0, depth // 2, depth)):
         scatter_classes(ax, states[k], y, size=3, legend=False)
         ax.set(title=f"features at layer {k} (t = {k * h:g})", xlabel="$z_1$", ylabel="$z_2$")
-    fig.tight_layout()
     return fig
 
 

@@ -26,8 +26,7 @@ def reconstruction_drift(t: torch.Tensor, drifts: Mapping[str, torch.Tensor],
     ax.set(xlabel="time $t$ (the reconstruction runs from $t = T$ to $t = 0$)",
            ylabel=r"$\|\hat z(t) - z(t)\| \,/\, \|z(t)\|$", title=title)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend()
     return fig
 
 
@@ -42,6 +41,5 @@ def memory_vs_depth(depths: Sequence[int], peaks: Mapping[str, Sequence[float]],
     ax.set_xticks(list(depths), [str(k) for k in depths])
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    ax.legend()
     return fig

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..stability import PerturbationGrowth, StabilityCurves
+from .style import panels
 
 EIGENVALUE_COLOUR = "#1f77b4"
 """Blue: the largest real part of the Jacobian eigenvalues (the talk's colours)."""
@@ -16,23 +17,16 @@ LIPSCHITZ_COLOUR = "#d62728"
 """Red: the one-sided Lipschitz constant."""
 
 
-def _panels(count: int, width: float = 3.6, height: float = 3.2):
-    fig, axes = plt.subplots(1, count, figsize=(max(width * count, 6.0), height), squeeze=False)
-    return fig, axes[0]
-
-
 def _legend_below(fig, ax, ncol: int = 3):
     """The legend of ``ax`` under all panels, so it hides no data."""
-    fig.tight_layout()
-    fig.legend(*ax.get_legend_handles_labels(), loc="upper center", ncol=ncol, fontsize=8,
-               bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=ncol)
 
 
 def eigenvalues_vs_lipschitz(curves: Mapping[str, StabilityCurves]):
     """One panel per named network: against the layer time ``t_k``, the largest real part of
     the Jacobian eigenvalues (blue), the largest logarithmic norm ``mu_2(J)`` (red) and the
     pair-sampled lower estimate of ``nu`` (red, dotted), all over the states of the layer."""
-    fig, axes = _panels(len(curves))
+    fig, axes = panels(len(curves), height=2.6)
     for ax, (name, c) in zip(axes, curves.items()):
         t = c.t.cpu()
         if len(t) > 1:  # close the last layer's step at t_K = t_{K-1} + h
@@ -52,13 +46,13 @@ def eigenvalues_vs_lipschitz(curves: Mapping[str, StabilityCurves]):
     return fig
 
 
-def growth_vs_bound(panels: Mapping[str, Mapping[str, PerturbationGrowth]]):
+def growth_vs_bound(runs_by_panel: Mapping[str, Mapping[str, PerturbationGrowth]]):
     """One panel per named network; in it, for each labelled :class:`PerturbationGrowth`
     (e.g. the network itself and a finer discretisation of its flow), the largest and the
     median growth factor over the inputs (solid and thin) and the bound ``exp(int nu)``
     (dashed, same colour), on a logarithmic scale."""
-    fig, axes = _panels(len(panels))
-    for ax, (name, runs) in zip(axes, panels.items()):
+    fig, axes = panels(len(runs_by_panel), height=2.8)
+    for ax, (name, runs) in zip(axes, runs_by_panel.items()):
         for i, (label, g) in enumerate(runs.items()):
             colour = f"C{i + 2}"
             t = g.t.cpu()
@@ -77,7 +71,7 @@ def growth_vs_bound(panels: Mapping[str, Mapping[str, PerturbationGrowth]]):
 def theorem_check(results: Mapping[str, tuple[torch.Tensor, torch.Tensor]]):
     """One panel per activation ``{name: (lower, nu)}``: each random instance ``(A, b)`` as a
     point ``(-mu_*^2, nu)``, with the theorem's bounds ``nu = -mu_*^2`` and ``nu = 0``."""
-    fig, axes = _panels(len(results), width=3.4)
+    fig, axes = panels(len(results), height=2.6)
     for ax, (name, (lower, nu)) in zip(axes, results.items()):
         lower, nu = lower.cpu(), nu.cpu()
         left = float(lower.min()) * 1.05
@@ -95,7 +89,7 @@ def accuracy_bars(table: Mapping[str, Mapping[str, Sequence[float]]],
                   labels: Sequence[str] = ("train", "validation")):
     """Grouped bars: one panel per data set ``{dataset: {architecture: (train, validation)}}``,
     one group per architecture, one bar per accuracy in ``labels``."""
-    fig, axes = _panels(len(table), width=4.2)
+    fig, axes = panels(len(table), height=2.8)
     for ax, (dataset, rows) in zip(axes, table.items()):
         names = list(rows)
         width = 0.8 / len(labels)
