@@ -38,7 +38,6 @@ import datetime
 import math
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -52,9 +51,9 @@ import torchdiffeq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lib  # noqa: E402
+from benchmarks._common import cpu_model, write_block  # noqa: E402
 
 README = ROOT / "README.md"
-BEGIN, END = "<!-- step_time:begin -->", "<!-- step_time:end -->"
 H = 1.0  # step size: T = K, the ResNet
 TOLERANCE = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-3)}
 """Relative tolerances (loss, gradient) of the agreement check: round-off only."""
@@ -265,16 +264,6 @@ def time_group(d: int, K: int, n: int, group: str, repeats: int, warmup: int, sl
 
 # ---------------------------------------------------------------- reporting
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 TABLEAU_NAMES = {"euler": "Euler", "rk4": "RK4 (classic)", "rk38": "RK4 (3/8 rule)"}
 
 
@@ -317,7 +306,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (sizes and repeats)")
     parser.add_argument("--write-readme", action="store_true",
-                        help=f"replace the block between {BEGIN} and {END} in README.md")
+                        help="replace the step_time block of README.md")
     parser.add_argument("--repeats", type=int, default=9,
                         help="least number of timed rounds (default 9)")
     parser.add_argument("--seconds", type=float, default=3.0,
@@ -390,11 +379,7 @@ def main(argv=None) -> None:
     print()
     print(block)
     if args.write_readme:
-        text = README.read_text()
-        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"{README} has no {BEGIN} ... {END} block")
-        README.write_text(pattern.sub(lambda _: f"{BEGIN}\n{block}\n{END}", text, count=1))
+        write_block(README, "step_time", block)
         print(f"\nwrote the table into {README}")
 
 
