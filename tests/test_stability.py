@@ -218,7 +218,7 @@ def test_markus_yamabe_is_linearly_stable_yet_grows_like_exp_half_t():
 # --- the restricted fields ---------------------------------------------------------------------
 
 def test_antisymmetric_field_structure():
-    field = make_field(AntisymmetricField, 4, 3, "tanh", seed=26, gamma=0.3)
+    field = make_field(AntisymmetricField, 4, 3, "tanh", seed=26, kappa=0.3)
     z = torch.randn(30, 4, generator=gen(27), dtype=F64)
     for theta in field.thetas():
         K = field.matrix(theta).detach()
@@ -230,7 +230,7 @@ def test_antisymmetric_field_structure():
 
 
 def test_negative_definite_field_structure():
-    field = make_field(NegativeDefiniteField, 4, 3, "tanh", seed=28, eps=0.2)
+    field = make_field(NegativeDefiniteField, 4, 3, "tanh", seed=28, kappa=0.2)
     z = torch.randn(30, 4, generator=gen(29), dtype=F64)
     for theta in field.thetas():
         A = field.matrix(theta).detach()
@@ -310,9 +310,9 @@ def test_bad_inputs_raise_clearly():
         st.perturbation_growth(net, x, radius=0.0)
     with pytest.raises(TypeError, match="t must be a floating-point"):
         st.markus_yamabe(torch.arange(3))
-    with pytest.raises(ValueError, match="gamma must be a finite number >= 0"):
-        AntisymmetricField(3, 2, gamma=-1.0)
-    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
-        NegativeDefiniteField(3, 2, eps=0.0)
+    with pytest.raises(ValueError, match="kappa must be a finite number >= 0"):
+        AntisymmetricField(3, 2, kappa=-1.0)
+    with pytest.raises(ValueError, match="kappa must be a finite number > 0"):
+        NegativeDefiniteField(3, 2, kappa=0.0)
     with pytest.raises(ValueError, match="unknown activation"):
         GradientField(3, 2, "softplus")
