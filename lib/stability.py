@@ -382,10 +382,13 @@ def lipschitz_supremum(field: Callable, theta, starts: torch.Tensor, steps: int 
       ``(z_i, z_j)``, ``j != i`` drawn with ``generator``, keeping
       ``|z_2 - z_1| >= min_distance`` so that round-off in the quotient stays small.
 
-    Every value found is a lower estimate of ``nu``: it can disprove a claimed upper bound
-    (a value above it is a counterexample), while finding nothing above the bound is
-    evidence, not proof.  The result is at least the sampled estimates of
-    :func:`one_sided_lipschitz` over ``starts``, and deterministic given ``generator``.
+    Every value found is a lower estimate of ``nu`` (on ``R^d``, ``nu = sup mu_2(J)``;
+    Söderlind 2006): it can disprove a claimed upper bound (a value above it is a
+    counterexample), while finding nothing above the bound is evidence, not proof.  The
+    result is at least the sampled estimates of :func:`one_sided_lipschitz` over ``starts``,
+    and deterministic given ``generator``.  For a piecewise-linear activation (ReLU) ``J`` is
+    piecewise constant: the ascent over states gets no gradient and finds only what its
+    starts reach, while the ascent over pairs still moves.
     """
     if not isinstance(starts, torch.Tensor):
         raise TypeError(f"starts must be a torch.Tensor, got {type(starts).__name__}")
