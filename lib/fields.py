@@ -181,70 +181,71 @@ def finite_at_least(value, name: str, low: float, strict: bool) -> float:
 
 class AntisymmetricField(VectorField):
     """The antisymmetric field of Haber & Ruthotto (2017, section 3),
-    ``f(z; W, b) = sigma((W - W^T - gamma I) z + b)``.
+    ``f(z; W, b) = sigma((W - W^T - kappa I) z + b)``.
 
-    The matrix ``M = W - W^T - gamma I`` has eigenvalues ``-gamma + i omega``; the Jacobian
-    ``diag(sigma') M`` is similar to ``D^(1/2) (W - W^T) D^(1/2) - gamma D`` (``D = diag(sigma')``),
-    so for ``sigma' >= 0`` its eigenvalues have real part ``<= 0``: every layer is linearly stable.
-    ``gamma >= 0`` (default ``0.1``) is fixed, not trained; it moves the eigenvalues off the
-    imaginary axis, where the explicit Euler step is unstable.  ``W^k`` is initialised
-    ``N(0, 1/width)`` and ``b^k`` ``N(0, 0.1^2)``.
+    The matrix ``M = W - W^T - kappa I`` has eigenvalues ``-kappa + i omega``; the Jacobian
+    ``diag(sigma') M`` is similar to ``D^(1/2) (W - W^T) D^(1/2) - kappa D``
+    (``D = diag(sigma')``), so for ``sigma' >= 0`` its eigenvalues have real part ``<= 0``:
+    every layer is linearly stable.  The shift ``kappa >= 0`` (default ``0.1``) is fixed, not
+    trained; it moves the eigenvalues off the imaginary axis, where the explicit Euler step is
+    unstable.  ``W^k`` is initialised ``N(0, 1/width)`` and ``b^k`` ``N(0, 0.1^2)``.
     """
 
     theta_names = ("W", "b")
 
     def __init__(self, width: int, layers: int, activation: str = "tanh", generator=None,
-                 gamma: float = 0.1):
+                 kappa: float = 0.1):
         super().__init__(width, layers, activation, generator)
-        self.gamma = finite_at_least(gamma, "gamma", 0.0, strict=False)
+        self.kappa = finite_at_least(kappa, "kappa", 0.0, strict=False)
         self._matrix_and_bias("W", generator)
 
     def matrix(self, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """The layer's matrix ``M = W - W^T - gamma I``."""
+        """The layer's matrix ``M = W - W^T - kappa I``."""
         W = theta[0]
-        return W - W.mT - self.gamma * torch.eye(self.width, dtype=W.dtype, device=W.device)
+        return W - W.mT - self.kappa * torch.eye(self.width, dtype=W.dtype, device=W.device)
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         W, b = theta
-        # z M^T + b = z (W^T - W) + b - gamma z
-        return self.sigma(affine(z, W - W.mT, b).sub_(z, alpha=self.gamma))
+        # z M^T + b = z (W^T - W) + b - kappa z
+        return self.sigma(affine(z, W - W.mT, b).sub_(z, alpha=self.kappa))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, gamma={self.gamma:g}"
+        return f"{super().extra_repr()}, kappa={self.kappa:g}"
 
 
 class NegativeDefiniteField(VectorField):
     """The field ``f(z; B, b) = sigma(A z + b)`` with the symmetric negative definite matrix
-    ``A = -(B B^T + eps I)`` (a restricted parameter space of the talk; Haber & Ruthotto 2017).
+    ``A = -(B B^T + kappa I)`` (a restricted parameter space of the talk; Haber & Ruthotto
+    2017).
 
-    ``A`` has eigenvalues ``<= -eps``, and the Jacobian ``diag(sigma') A`` is similar to the
+    ``A`` has eigenvalues ``<= -kappa``, and the Jacobian ``diag(sigma') A`` is similar to the
     symmetric ``D^(1/2) A D^(1/2)`` (``D = diag(sigma')``), so its eigenvalues are real and
     ``<= 0`` for ``sigma' >= 0``; with ``sigma`` the identity the field is one-sided Lipschitz
-    with ``nu = lambda_max(A) <= -eps``.  ``eps > 0`` (default ``0.1``) is fixed, not trained;
-    ``B^k`` is initialised ``N(0, 1/width)`` and ``b^k`` ``N(0, 0.1^2)``.
+    with ``nu = max spec(A) <= -kappa``.  The shift ``kappa > 0`` (default ``0.1``) is fixed,
+    not trained; ``B^k`` is initialised ``N(0, 1/width)`` and ``b^k`` ``N(0, 0.1^2)``.
     """
 
     theta_names = ("B", "b")
 
     def __init__(self, width: int, layers: int, activation: str = "tanh", generator=None,
-                 eps: float = 0.1):
+                 kappa: float = 0.1):
         super().__init__(width, layers, activation, generator)
-        self.eps = finite_at_least(eps, "eps", 0.0, strict=True)
+        self.kappa = finite_at_least(kappa, "kappa", 0.0, strict=True)
         self._matrix_and_bias("B", generator)
 
     def matrix(self, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        """The layer's matrix ``A = -(B B^T + eps I)``."""
+        """The layer's matrix ``A = -(B B^T + kappa I)``."""
         B = theta[0]
         eye = torch.eye(self.width, dtype=B.dtype, device=B.device)
-        return -torch.matmul(B, B.mT) - self.eps * eye
+        return -torch.matmul(B, B.mT) - self.kappa * eye
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         B, b = theta
-        # z A^T + b = -(z B) B^T - eps z + b
-        return self.sigma(affine(torch.matmul(z, B), B, b, alpha=-1.0).sub_(z, alpha=self.eps))
+        # z A^T + b = -(z B) B^T - kappa z + b
+        return self.sigma(affine(torch.matmul(z, B), B, b, alpha=-1.0).sub_(z, alpha=self.kappa))
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, eps={self.eps:g}"
+        return f"{super().extra_repr()}, kappa={self.kappa:g}"
 
 
 FIELDS: dict[str, type[VectorField]] = {"resnet": ResNetField, "gradient": GradientField,

@@ -1,17 +1,22 @@
 """Stability of the forward problem ``z' = f(z; theta(t))``: Jacobian spectra, logarithmic
 norms, one-sided Lipschitz constants and the gradient-flow theorem of the talk.
 
-- *Linear stability* (Haber & Ruthotto 2017) looks at the eigenvalues of the Jacobian
-  ``J(t, z) = df/dz`` and asks for ``Re lambda_i(J) <= 0``: its largest real part is the
-  *spectral abscissa* ``alpha(J) = max_i Re lambda_i(J)``.
+- *Linear stability* (Haber & Ruthotto 2017) looks at the eigenvalues ``spec(J)`` of the
+  Jacobian ``J(t, z) = df/dz`` and asks for ``Re spec(J) <= 0``: the largest real part is
+  the *spectral abscissa* ``alpha(J) = max Re spec(J)``.
 - *Nonlinear stability* asks for the one-sided Lipschitz condition
   ``<f(t, z_2) - f(t, z_1), z_2 - z_1> <= nu |z_2 - z_1|^2``, which gives
   ``|z_2(t) - z_1(t)| <= e^(nu t) |z_2(0) - z_1(0)|``.  On a convex set the smallest such
-  ``nu`` is the supremum of the *logarithmic norm* ``mu_2(J) = lambda_max((J + J^T) / 2)``
+  ``nu`` is the supremum of the *logarithmic norm* ``mu_2(J) = max spec((J + J^T) / 2)``
   (Dahlquist 1959; Söderlind 2006), and ``alpha(J) <= mu_2(J)`` always.
 - *Theorem* (the talk; Celledoni et al. 2021): for ``f = -A^T sigma(A z + b)`` with
-  ``0 <= sigma' <= 1``, ``-mu_*^2 <= nu <= 0`` with ``mu_*`` the smallest singular value of ``A``,
-  and ``sigma(s) = s`` attains ``-mu_*^2``.
+  ``0 <= sigma' <= 1``, ``-s_*^2 <= nu <= 0`` with ``s_*`` the smallest singular value of
+  ``A`` (the talk's ``mu_*``), and ``sigma(s) = s`` attains ``-s_*^2``.
+
+``nu`` is a supremum.  Every value computed here from finitely many states or pairs (largest
+``mu_2(J)`` over sampled states, largest pair quotient over sampled pairs, or the best a
+search found, :func:`lipschitz_supremum`) is a *lower* estimate of it, and ``e^(int nu)``
+built from such values is an *estimated* bound on the growth, not a guaranteed one.
 
 A field is any callable ``field(z, theta)`` acting on the rows of ``z`` (shape ``[n, d]``)
 independently, as every :class:`~lib.models.VectorField` does.
@@ -26,6 +31,7 @@ import torch
 from .models import ODENet
 
 __all__ = ["jacobians", "spectral_abscissa", "log_norm", "OneSidedLipschitz", "one_sided_lipschitz",
+           "pair_quotients", "LipschitzSupremum", "lipschitz_supremum",
            "StabilityCurves", "layer_curves", "network_curves", "gradient_flow_bounds",
            "growth_factor", "growth_bound", "PerturbationGrowth", "perturbation_growth",
            "markus_yamabe", "markus_yamabe_network"]
@@ -57,28 +63,40 @@ def _check_square(J, name: str = "J") -> torch.Tensor:
     return J
 
 
-def jacobians(field: Callable, theta, states: torch.Tensor) -> torch.Tensor:
-    """The Jacobians ``J_i = df/dz (z_i; theta)`` at every state ``z_i`` (a row of ``states``),
-    shape ``[n, d, d]`` with ``J_i[r, c] = d f_r / d z_c``.
-
-    Computed by reverse-mode differentiation of one row, vectorised over the rows
-    (``torch.func.vmap(torch.func.jacrev(...))``).  The result does not track gradients
-    with respect to ``theta``.
-    """
+def _check_field(field, theta, states: torch.Tensor) -> torch.Tensor:
+    """Check that ``field(z, theta)`` maps a row of ``states`` to a row of the same shape."""
     if not callable(field):
         raise TypeError(f"field must be callable as field(z, theta), got {type(field).__name__}")
-    states = _check_states(states).detach()
     with torch.no_grad():
         probe = field(states[:1], theta)
     if not isinstance(probe, torch.Tensor) or probe.shape != states[:1].shape:
         raise ValueError(f"field(z, theta) must return a tensor of the shape of z [n, d] = "
                          f"[1, {states.shape[1]}], got {getattr(probe, 'shape', type(probe).__name__)}")
+    return states
 
-    def row(z: torch.Tensor) -> torch.Tensor:
-        return field(z.unsqueeze(0), theta).squeeze(0)
 
-    with torch.no_grad():  # torch.func differentiates anyway; theta is not tracked
-        return torch.func.vmap(torch.func.jacrev(row))(states)
+def _row_jacobians(field: Callable, theta, z: torch.Tensor) -> torch.Tensor:
+    """The Jacobians ``[..., n, d, d]`` at the states ``z`` ``[..., n, d]`` of a field acting on
+    every row independently (leading dimensions: the members of a field), one backward pass
+    per output component."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        f = field(z, theta)
+        rows = [torch.autograd.grad(f[..., r].sum(), z, retain_graph=True, allow_unused=True)[0]
+                for r in range(z.shape[-1])]
+    rows = [torch.zeros_like(z) if row is None else row for row in rows]
+    return torch.stack(rows, -2)  # [..., n, r, c] = d f_r / d z_c
+
+
+def jacobians(field: Callable, theta, states: torch.Tensor) -> torch.Tensor:
+    """The Jacobians ``J_i = df/dz (z_i; theta)`` at every state ``z_i`` (a row of ``states``),
+    shape ``[n, d, d]`` with ``J_i[r, c] = d f_r / d z_c``.
+
+    Computed by reverse-mode differentiation, one backward pass per output component ``r``
+    for all rows at once (the rows are independent).  The result does not track gradients.
+    """
+    states = _check_field(field, theta, _check_states(states).detach())
+    return _row_jacobians(field, theta, states)
 
 
 def spectral_abscissa(J: torch.Tensor) -> torch.Tensor:
@@ -89,35 +107,47 @@ def spectral_abscissa(J: torch.Tensor) -> torch.Tensor:
 
 
 def log_norm(J: torch.Tensor) -> torch.Tensor:
-    """The logarithmic 2-norm ``mu_2(J) = lambda_max((J + J^T) / 2) = max_{|u|=1} <J u, u>``
+    """The logarithmic 2-norm ``mu_2(J) = max spec((J + J^T)/2) = max_{|u|=1} <J u, u>``
     (Dahlquist 1959), for a matrix or a batch ``[..., d, d]``.  It bounds the spectrum,
     ``alpha(J) <= mu_2(J)``, and the growth ``|exp(tJ)| <= exp(t mu_2(J))``."""
     J = _check_square(J)
-    return torch.linalg.eigvalsh(0.5 * (J + J.mT))[..., -1]
+    symmetric_part = 0.5 * (J + J.mT)
+    return torch.linalg.eigvalsh(symmetric_part)[..., -1]  # eigenvalues in ascending order
 
 
 class OneSidedLipschitz(NamedTuple):
-    """Two estimates of the one-sided Lipschitz constant ``nu`` of a field on a set of states:
-    ``log_norm`` (the largest ``mu_2(J)`` over the states) and ``pairs`` (the largest pair
-    quotient over sampled pairs).  Both are 0-dim tensors."""
+    """Two lower estimates of the one-sided Lipschitz constant ``nu`` of a field on the convex
+    hull of a set of states: ``log_norm`` (the largest ``mu_2(J)`` over the states) and
+    ``pairs`` (the largest pair quotient over sampled pairs).  Both are 0-dim tensors."""
 
     log_norm: torch.Tensor
     pairs: torch.Tensor
 
 
+def pair_quotients(field: Callable, theta, z1: torch.Tensor,
+                   z2: torch.Tensor) -> torch.Tensor:
+    """The quotients ``<f(z_2) - f(z_1), z_2 - z_1> / |z_2 - z_1|^2`` of the one-sided
+    Lipschitz condition, row by row (``z1``, ``z2`` of shape ``[n, d]``, result ``[n]``).
+    ``nu`` is their supremum over all pairs, so each one is a lower estimate of ``nu``."""
+    dz = z2 - z1
+    df = field(z2, theta) - field(z1, theta)
+    return (df * dz).sum(-1) / dz.square().sum(-1)
+
+
 def one_sided_lipschitz(field: Callable, theta, states: torch.Tensor, pairs: int = 1024,
                         generator: torch.Generator | None = None) -> OneSidedLipschitz:
-    """Estimate ``nu`` in ``<f(z_2) - f(z_1), z_2 - z_1> <= nu |z_2 - z_1|^2`` on the convex hull
-    ``C`` of the ``states`` ``[n, d]``, for one layer's parameters ``theta``.
+    """Estimate ``nu`` in ``<f(z_2) - f(z_1), z_2 - z_1> <= nu |z_2 - z_1|^2`` on the convex
+    hull ``C`` of the ``states`` ``[n, d]``, for one layer's parameters ``theta``.
 
-    - ``log_norm = max_i mu_2(J(z_i))``: on a convex set ``nu = sup_C mu_2(J)``, so this is the
-      sharp estimate as the states fill ``C`` (Söderlind 2006, Hairer & Wanner, *Solving ODEs II*,
-      IV.12).
-    - ``pairs = max <f(z_j) - f(z_i), z_j - z_i> / |z_j - z_i|^2`` over ``pairs`` pairs ``i != j``
-      drawn uniformly (with ``generator``): each quotient is the mean of ``<J u, u>`` along the
-      segment from ``z_i`` to ``z_j`` (``u`` its direction), so it can only be a lower bound of
-      ``nu``; it cannot exceed ``log_norm`` when ``J`` is constant, and in practice does not
-      when the states are dense.
+    - ``log_norm = max_i mu_2(J(z_i))``: on a convex set ``nu = sup_C mu_2(J)``
+      (Söderlind 2006; Hairer & Wanner, *Solving ODEs II*, IV.12), so this is a lower
+      estimate that becomes sharp as the states fill ``C``.
+    - ``pairs``: the largest :func:`pair_quotients` over ``pairs`` pairs ``i != j`` drawn
+      uniformly with ``generator``.  Each quotient is the mean of ``<J u, u>`` along the
+      segment from ``z_i`` to ``z_j`` (``u`` its direction), so it is a lower estimate too.
+
+    Both are lower estimates of the supremum ``nu``; :func:`lipschitz_supremum` searches for
+    larger values.
     """
     states = _check_states(states).detach()
     if not isinstance(pairs, int) or isinstance(pairs, bool) or pairs < 1:
@@ -130,16 +160,15 @@ def one_sided_lipschitz(field: Callable, theta, states: torch.Tensor, pairs: int
     j = (i + torch.randint(1, n, (pairs,), generator=generator)) % n  # j != i
     i, j = i.to(states.device), j.to(states.device)
     with torch.no_grad():
-        f = field(states, theta)
-    dz = states[j] - states[i]
-    quotient = ((f[j] - f[i]) * dz).sum(1) / dz.square().sum(1)
+        quotient = pair_quotients(field, theta, states[i], states[j])
     return OneSidedLipschitz(mu, quotient.amax())
 
 
 class StabilityCurves(NamedTuple):
     """Per-layer stability numbers, each a tensor ``[K]``: the layer's start time ``t_k = k h``,
     the largest spectral abscissa ``max_z alpha(J)`` (linear stability, the talk's blue curve),
-    and the one-sided Lipschitz estimates ``max_z mu_2(J)`` and from pairs (the red curve)."""
+    and the lower estimates of the one-sided Lipschitz constant, ``max_z mu_2(J)`` and from
+    pairs (the red curve), all over the layer's states."""
 
     t: torch.Tensor
     spectral_abscissa: torch.Tensor
@@ -183,16 +212,17 @@ def network_curves(net: ODENet, x: torch.Tensor, pairs: int = 1024,
 
 
 def gradient_flow_bounds(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The bounds ``(-mu_*^2, 0)`` of the talk's theorem: for ``f = -A^T sigma(A z + b)`` with
-    ``0 <= sigma' <= 1`` the one-sided Lipschitz constant satisfies ``-mu_*^2 <= nu <= 0``,
-    ``mu_*`` the smallest singular value of ``A`` (``[m, d]``; ``mu_* = 0`` when ``m < d``).
+    """The bounds ``(-s_*^2, 0)`` of the talk's theorem: for ``f = -A^T sigma(A z + b)`` with
+    ``0 <= sigma' <= 1`` the one-sided Lipschitz constant satisfies ``-s_*^2 <= nu <= 0``,
+    ``s_* = s_min(A)`` the smallest singular value of ``A`` (``[m, d]``; ``s_* = 0`` when
+    ``m < d``); the talk writes ``mu_*``.
 
     ``A`` may be a stack ``[..., m, d]``; the bounds then have shape ``[...]``, and the bound
-    for the whole time interval is the smallest lower bound (``mu_* = min_t mu(t)``).
+    for the whole time interval is the smallest lower bound (``s_* = min_t s_min(A(t))``).
 
-    Proof sketch: ``J = -A^T D A`` with ``D = diag(sigma'(A z + b))``, ``0 <= D <= I``, is symmetric,
-    so ``mu_2(J) = -lambda_min(A^T D A)``, which lies in ``[-lambda_min(A^T A), 0] = [-mu_*^2, 0]``;
-    for ``sigma(s) = s`` we have ``D = I``.
+    Proof sketch: ``J = -A^T D A`` with ``D = diag(sigma'(A z + b))``, ``0 <= D <= I``, is
+    symmetric, so ``mu_2(J) = -min spec(A^T D A)``, which lies in
+    ``[-min spec(A^T A), 0] = [-s_min(A)^2, 0]``; for ``sigma(s) = s`` we have ``D = I``.
     """
     if not isinstance(A, torch.Tensor):
         raise TypeError(f"A must be a torch.Tensor, got {type(A).__name__}")
@@ -201,10 +231,10 @@ def gradient_flow_bounds(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                          f"{A.dtype} {list(A.shape)}")
     m, d = A.shape[-2:]
     if m < d:
-        mu_star = A.new_zeros(A.shape[:-2])
+        s_star = A.new_zeros(A.shape[:-2])
     else:
-        mu_star = torch.linalg.svdvals(A)[..., -1]
-    return -mu_star.square(), torch.zeros_like(mu_star)
+        s_star = torch.linalg.svdvals(A)[..., -1]
+    return -s_star.square(), torch.zeros_like(s_star)
 
 
 def growth_factor(net: ODENet, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
@@ -227,7 +257,9 @@ def growth_factor(net: ODENet, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tens
 def growth_bound(nu: torch.Tensor, h: float) -> torch.Tensor:
     """``exp(int_0^{t_k} nu(s) ds) = exp(h sum_{j<k} nu_j)`` for ``k = 0..K`` (shape ``[K+1]``), the
     bound on :func:`growth_factor` from the one-sided Lipschitz constants ``nu_j`` of the layers
-    (``e^(nu t)`` when all are equal): ``d/dt |delta| <= nu |delta|`` (Dahlquist 1959)."""
+    (``e^(nu t)`` when all are equal): ``d/dt |delta| <= nu |delta|`` (Dahlquist 1959).  With
+    true constants it is a bound on the flow; with lower estimates of them (sampled states or
+    pairs, a search) it is an *estimated* bound."""
     if not isinstance(nu, torch.Tensor) or nu.dim() != 1:
         raise ValueError(f"nu must be a 1-D tensor of per-layer constants, got {nu!r}")
     if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
@@ -236,9 +268,10 @@ def growth_bound(nu: torch.Tensor, h: float) -> torch.Tensor:
 
 
 class PerturbationGrowth(NamedTuple):
-    """The measured growth of input perturbations through a network beside its bound:
-    ``t`` ``[K+1]`` the layer times, ``factor`` ``[K+1, n]`` the :func:`growth_factor` of each
-    input, ``bound`` ``[K+1]`` the :func:`growth_bound` from the per-layer ``nu`` estimates."""
+    """The measured growth of input perturbations through a network beside its estimated
+    bound: ``t`` ``[K+1]`` the layer times, ``factor`` ``[K+1, n]`` the :func:`growth_factor`
+    of each input, ``bound`` ``[K+1]`` the :func:`growth_bound` from the per-layer lower
+    estimates of ``nu`` (so an estimated bound, not a guaranteed one)."""
 
     t: torch.Tensor
     factor: torch.Tensor
@@ -249,12 +282,14 @@ def perturbation_growth(net: ODENet, x: torch.Tensor, radius: float = 1e-4, pair
                         generator: torch.Generator | None = None) -> PerturbationGrowth:
     """Perturb every input by ``radius`` in a random direction (``x' = x + radius u``, ``|u| = 1``,
     drawn with ``generator``), measure ``|z'(t_k) - z(t_k)| / |z'(0) - z(0)|`` through ``net`` and
-    set it beside ``exp(h sum_{j<k} nu_j)``, with ``nu_j`` the largest logarithmic norm of
-    layer ``j`` over the features of both ``x`` and ``x'`` (:func:`network_curves`).
+    set it beside the estimated bound ``exp(h sum_{j<k} nu_j)``, with ``nu_j`` the largest
+    logarithmic norm of layer ``j`` over the features of both ``x`` and ``x'``
+    (:func:`network_curves`, a lower estimate of the layer's ``nu``).
 
-    For small ``radius`` and a fine step the bound holds: the infinitesimal perturbation obeys
-    ``d/dt |delta| <= mu_2(J(z(t))) |delta|``.  A coarse explicit step can exceed it when ``h J``
-    leaves the method's stability region."""
+    For small ``radius`` and a fine step the estimate bounds the measured growth: the
+    infinitesimal perturbation obeys ``d/dt |delta| <= mu_2(J(z(t))) |delta|`` along the
+    states that were sampled.  A coarse explicit step can exceed it when ``h J`` leaves the
+    method's stability region."""
     if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0 \
             or not math.isfinite(radius):
         raise ValueError(f"radius must be a positive finite number, got {radius!r}")
@@ -268,6 +303,140 @@ def perturbation_growth(net: ODENet, x: torch.Tensor, radius: float = 1e-4, pair
     return PerturbationGrowth(t, factor, growth_bound(curves.log_norm, net.h))
 
 
+# --- searching for the supremum of nu ---------------------------------------------------------
+
+def _positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
+            or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _rayleigh_quotients(field: Callable, theta, z: torch.Tensor,
+                        u: torch.Tensor) -> torch.Tensor:
+    """``<J(z) u, u> / |u|^2`` row by row, computed as ``<u, J(z)^T u>`` with one backward
+    pass that stays differentiable (``z`` must require grad).  Its maximum over ``u`` is
+    ``mu_2(J(z))``."""
+    (jtu,) = torch.autograd.grad((field(z, theta) * u).sum(), z, create_graph=True,
+                                 allow_unused=True)
+    if jtu is None:  # f does not depend on z
+        jtu = torch.zeros_like(z)
+    return (jtu * u).sum(-1) / u.square().sum(-1)
+
+
+def _ascend(objective: Callable, rows: list[torch.Tensor], steps: int, lr: float,
+            project: Callable | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Maximise ``objective(*rows)`` (one value per row) by ``steps`` Adam steps from the
+    given rows; return the best value of each row seen (the start included) and where."""
+    with torch.enable_grad():
+        xs = [r.detach().clone().requires_grad_(True) for r in rows]
+        optimizer = torch.optim.Adam(xs, lr=lr, maximize=True)
+        best, where = None, None
+        for step in range(steps + 1):
+            values = objective(*xs)
+            with torch.no_grad():
+                if best is None:
+                    best, where = values.detach().clone(), [x.detach().clone() for x in xs]
+                else:
+                    better = values > best  # NaN never wins
+                    best = torch.where(better, values, best)
+                    where = [torch.where(better[..., None], x, w) for x, w in zip(xs, where)]
+            if step == steps or not values.requires_grad:
+                break
+            grads = torch.autograd.grad(values.sum(), xs, allow_unused=True)
+            for x, g in zip(xs, grads):
+                x.grad = torch.zeros_like(x) if g is None else g
+            optimizer.step()
+            if project is not None:
+                with torch.no_grad():
+                    project(*xs)
+    return best, where
+
+
+class LipschitzSupremum(NamedTuple):
+    """What :func:`lipschitz_supremum` found: the largest logarithmic norm ``log_norm`` =
+    ``mu_2(J(z))`` at the state ``z`` ``[..., d]``, and the largest pair quotient ``pairs``
+    at the ``pair`` ``[..., 2, d]`` (rows ``z_1``, ``z_2``); ``...`` is the member axis of a
+    field with members, else empty.  Both values are lower estimates of the supremum ``nu``,
+    at least as large as the sampled ones."""
+
+    log_norm: torch.Tensor
+    z: torch.Tensor
+    pairs: torch.Tensor
+    pair: torch.Tensor
+
+
+def lipschitz_supremum(field: Callable, theta, starts: torch.Tensor, steps: int = 100,
+                       lr: float = 0.05, min_distance: float = 1e-3,
+                       generator: torch.Generator | None = None) -> LipschitzSupremum:
+    """Search for the one-sided Lipschitz constant of ``field(., theta)`` on all of ``R^d``,
+    ``nu = sup_z mu_2(J(z)) = sup_{z_1 != z_2} <f(z_2) - f(z_1), z_2 - z_1> / |z_2 - z_1|^2``,
+    by gradient ascent (``steps`` Adam steps of rate ``lr``) from every row of ``starts``
+    ``[m, d]`` (distinct rows, ``m >= 2``; ``[S, m, d]`` for a field with ``S`` members,
+    each searched on its own):
+
+    - over states: maximise ``<J(z) u, u> / |u|^2`` over ``z`` and a direction ``u`` (drawn
+      with ``generator``); its maximum over ``u`` is ``mu_2(J(z))``, which is then evaluated
+      at the starts and at the best point of every ascent;
+    - over pairs: maximise :func:`pair_quotients` over ``(z_1, z_2)`` from the pairs
+      ``(z_i, z_j)``, ``j != i`` drawn with ``generator``, keeping
+      ``|z_2 - z_1| >= min_distance`` so that round-off in the quotient stays small.
+
+    Every value found is a lower estimate of ``nu`` (on ``R^d``, ``nu = sup mu_2(J)``;
+    Söderlind 2006): it can disprove a claimed upper bound (a value above it is a
+    counterexample), while finding nothing above the bound is evidence, not proof.  The
+    result is at least the sampled estimates of :func:`one_sided_lipschitz` over ``starts``,
+    and deterministic given ``generator``.  For a piecewise-linear activation (ReLU) ``J`` is
+    piecewise constant: the ascent over states gets no gradient and finds only what its
+    starts reach, while the ascent over pairs still moves.
+    """
+    if not isinstance(starts, torch.Tensor):
+        raise TypeError(f"starts must be a torch.Tensor, got {type(starts).__name__}")
+    if starts.dim() < 2 or not starts.is_floating_point():
+        raise ValueError(f"starts must be a floating-point tensor [m, d] (or [S, m, d] for a "
+                         f"field with members), got {starts.dtype} {list(starts.shape)}")
+    m = starts.shape[-2]
+    if m < 2:
+        raise ValueError(f"starts must hold at least two states to form pairs, got m = {m}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    lr, min_distance = _positive(lr, "lr"), _positive(min_distance, "min_distance")
+    starts = starts.detach()
+    if not callable(field):
+        raise TypeError(f"field must be callable as field(z, theta), got {type(field).__name__}")
+    with torch.no_grad():
+        probe = field(starts, theta)
+    if not isinstance(probe, torch.Tensor) or probe.shape != starts.shape:
+        raise ValueError(f"field(z, theta) must return a tensor of the shape of starts "
+                         f"{list(starts.shape)}, got {getattr(probe, 'shape', probe)}")
+    u = torch.randn(starts.shape, generator=generator, dtype=starts.dtype).to(starts.device)
+    j = (torch.arange(m) + torch.randint(1, m, (m,), generator=generator)) % m
+
+    # over states and directions: the Rayleigh quotient of J(z), then mu_2 where it peaked
+    _, (z, _) = _ascend(lambda z, u: _rayleigh_quotients(field, theta, z, u), [starts, u],
+                        steps, lr)
+    candidates = torch.cat([starts, z], -2)
+    mu = log_norm(_row_jacobians(field, theta, candidates))
+    state = mu.argmax(-1, keepdim=True)
+
+    # over pairs, kept at least min_distance apart
+    def keep_apart(z1: torch.Tensor, z2: torch.Tensor) -> None:
+        gap = z2 - z1
+        scale = (min_distance / gap.norm(dim=-1, keepdim=True)).clamp(min=1.0) - 1.0
+        z1.sub_(0.5 * scale * gap)
+        z2.add_(0.5 * scale * gap)
+
+    quotients, (z1, z2) = _ascend(lambda a, b: pair_quotients(field, theta, a, b),
+                                  [starts, starts[..., j.to(starts.device), :]], steps, lr,
+                                  project=keep_apart)
+    pair = quotients.argmax(-1, keepdim=True)
+    best_pair = torch.stack([torch.take_along_dim(x, pair[..., None], -2).squeeze(-2)
+                             for x in (z1, z2)], -2)
+    return LipschitzSupremum(torch.take_along_dim(mu, state, -1).squeeze(-1),
+                             torch.take_along_dim(candidates, state[..., None], -2).squeeze(-2),
+                             torch.take_along_dim(quotients, pair, -1).squeeze(-1), best_pair)
+
+
 def markus_yamabe(t: torch.Tensor) -> torch.Tensor:
     """The matrix of Markus & Yamabe (1960), shape ``[..., 2, 2]`` for times ``t`` ``[...]``:
 
@@ -276,8 +445,8 @@ def markus_yamabe(t: torch.Tensor) -> torch.Tensor:
 
     For every ``t`` its eigenvalues are ``(-1 +- i sqrt 7) / 4`` (real part ``-1/4``), yet
     ``z' = A(t) z`` has the solution ``e^(t/2) (-cos t, sin t)``: the logarithmic norm is
-    ``mu_2(A(t)) = 1/2`` (the symmetric part is ``-I + 3/2 v v^T``, ``v = (cos t, -sin t)``), and
-    the growth ``e^(t/2)`` attains the bound ``e^(nu t)``."""
+    ``mu_2(A(t)) = 1/2`` (the symmetric part is ``-I + 3/2 v v^T``, ``v = (cos t, -sin t)``), so
+    ``nu = 1/2`` exactly, and the growth ``e^(t/2)`` attains the bound ``e^(nu t)``."""
     if not isinstance(t, torch.Tensor) or not t.is_floating_point():
         raise TypeError(f"t must be a floating-point torch.Tensor, got {type(t).__name__}")
     c, s = torch.cos(t), torch.sin(t)

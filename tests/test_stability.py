@@ -148,6 +148,113 @@ def test_pair_quotient_is_the_defining_inner_product():
     torch.testing.assert_close(estimate.pairs, expected, rtol=1e-14, atol=0)
 
 
+# --- searching for the supremum of nu ------------------------------------------------------------
+
+def members(cls, count, activation, width=4, seed=100):
+    """A one-layer field with ``count`` members: ``count`` independent random instances."""
+    gens = [gen(seed + s) for s in range(count)]
+    return cls(width, 1, activation, generator=gens).to(F64)
+
+
+def test_search_finds_the_supremum_of_a_diagonal_tanh_field():
+    """f(z) = tanh(a * z + b) entrywise: J = diag(a_i (1 - tanh^2(a_i z_i + b_i))), so
+    nu = max_i a_i, attained where a_i z_i + b_i = 0 for the largest a_i."""
+    a = torch.tensor([0.7, -0.5, 1.3], dtype=F64)
+    b = torch.tensor([0.2, 0.1, -0.4], dtype=F64)
+    field = make_field(ResNetField, 3, 1, "tanh")
+    with torch.no_grad():
+        field.A.copy_(torch.diag(a)[None])
+        field.b.copy_(b[None])
+    theta = field.layer(0)
+    starts = 2 * torch.randn(16, 3, generator=gen(40), dtype=F64)
+    found = st.lipschitz_supremum(field, theta, starts, generator=gen(41))
+    assert abs(float(found.log_norm) - 1.3) <= 1e-6
+    assert abs(float(found.z[2]) - 0.4 / 1.3) <= 1e-3
+    assert 1.3 - 0.01 <= float(found.pairs) <= 1.3 + 1e-12  # a quotient never exceeds nu
+    sampled = st.one_sided_lipschitz(field, theta, starts, pairs=240, generator=gen(42))
+    assert float(sampled.log_norm) <= float(found.log_norm)
+    # the returned state and pair reproduce the returned values
+    torch.testing.assert_close(st.log_norm(st.jacobians(field, theta, found.z[None]))[0],
+                               found.log_norm, rtol=1e-13, atol=0)
+    torch.testing.assert_close(st.pair_quotients(field, theta, found.pair[:1], found.pair[1:])[0],
+                               found.pairs, rtol=1e-12, atol=0)
+    assert float((found.pair[1] - found.pair[0]).norm()) >= 1e-3 * (1 - 1e-12)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_search_finds_positive_nu_for_the_sign_flipped_gradient_field(activation):
+    """f = +A^T sigma(A z + b) has J = A^T D A, so nu = max_D max spec(A^T D A) = ||A||_2^2,
+    attained where A z + b = 0 (tanh: D = I there) or where every unit is active (relu).
+    For relu J is piecewise constant, the ascent over states gets no gradient and the search
+    finds the all-active region only if a start lies in it: there it finds nu > 0, not more."""
+    gradient = members(GradientField, 6, activation)
+    theta = gradient.layer(0)
+    flipped = lambda z, th: -gradient(z, th)  # noqa: E731
+    starts = 1.5 * torch.randn(6, 32, 4, generator=gen(43), dtype=F64)
+    found = st.lipschitz_supremum(flipped, theta, starts, generator=gen(44))
+    norm2 = torch.linalg.matrix_norm(gradient.A.detach()[0], ord=2).square()
+    assert found.log_norm.shape == found.pairs.shape == (6,) and found.pair.shape == (6, 2, 4)
+    close = {"log_norm": 1e-3, "pairs": 1e-2} if activation == "tanh" else {}
+    for name in ("log_norm", "pairs"):
+        value = getattr(found, name)
+        assert bool((value <= norm2 * (1 + 1e-12)).all())
+        assert bool((value >= (1 - close.get(name, 0.5)) * norm2).all())
+    # and the gradient field itself: nothing above 0 (up to round-off)
+    unflipped = st.lipschitz_supremum(gradient, theta, starts, generator=gen(44))
+    assert float(unflipped.log_norm.max()) <= 1e-14 * float(norm2.max())
+    assert float(unflipped.pairs.max()) <= 1e-14 * float(norm2.max())
+
+
+@pytest.mark.parametrize("cls", [ResNetField, GradientField])
+def test_search_finds_the_closed_form_nu_of_linear_fields(cls):
+    """sigma = identity: J is constant, nu = mu_2(A) for the ResNet field and -s_min(A)^2 for
+    the gradient field (the equality case of the theorem)."""
+    field = members(cls, 8, "identity")
+    A = field.A.detach()[0]
+    exact = st.log_norm(A) if cls is ResNetField else -torch.linalg.svdvals(A)[:, -1].square()
+    found = st.lipschitz_supremum(field, field.layer(0),
+                                  torch.randn(8, 16, 4, generator=gen(45), dtype=F64),
+                                  steps=300, generator=gen(46))
+    torch.testing.assert_close(found.log_norm, exact, rtol=0, atol=1e-13)
+    assert bool((found.pairs <= exact + 1e-12).all())
+    assert float((exact - found.pairs).max()) <= 1e-4  # the pair ascent finds the maximiser
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_searched_nu_of_gradient_fields_obeys_the_theorem_and_resnet_fields_do_not(activation):
+    """20 random A, b: the search finds nu in [-s_*^2, 0] for -A^T sigma(A z + b), and nu > 0
+    for the ResNet field sigma(A z + b) with the same A, b."""
+    gradient, resnet = members(GradientField, 20, activation), members(ResNetField, 20, activation)
+    assert torch.equal(gradient.A, resnet.A) and torch.equal(gradient.b, resnet.b)
+    lower, _ = st.gradient_flow_bounds(gradient.A.detach()[0])
+    starts = 1.5 * torch.randn(20, 32, 4, generator=gen(47), dtype=F64)
+    found = st.lipschitz_supremum(gradient, gradient.layer(0), starts, generator=gen(48))
+    for value in (found.log_norm, found.pairs):  # lower estimates of nu: none may exceed 0
+        assert bool((value <= 1e-14).all())
+    best = torch.maximum(found.log_norm, found.pairs)  # proves nu >= best
+    assert bool((best >= lower - 1e-13).all())
+    if activation == "identity":
+        torch.testing.assert_close(found.log_norm, lower, rtol=0, atol=1e-13)
+    contrast = st.lipschitz_supremum(resnet, resnet.layer(0), starts, generator=gen(48))
+    assert float(contrast.log_norm.min()) > 0.1 and float(contrast.pairs.min()) > 0.1
+
+
+def test_search_improves_on_its_starts_and_is_deterministic():
+    field = make_field(ResNetField, 4, 1, "tanh", seed=49)
+    theta = field.layer(0)
+    starts = torch.randn(12, 4, generator=gen(50), dtype=F64)
+    none = st.lipschitz_supremum(field, theta, starts, steps=0, generator=gen(51))
+    assert float(none.log_norm) == float(st.log_norm(st.jacobians(field, theta, starts)).max())
+    found = st.lipschitz_supremum(field, theta, starts, generator=gen(51))
+    again = st.lipschitz_supremum(field, theta, starts, generator=gen(51))
+    assert all(torch.equal(x, y) for x, y in zip(found, again))
+    assert float(found.log_norm) >= float(none.log_norm)
+    assert float(found.pairs) > float(none.pairs)
+    with torch.no_grad():  # works inside no_grad, as the rest of the module
+        inside = st.lipschitz_supremum(field, theta, starts, generator=gen(51))
+    assert all(torch.equal(x, y) for x, y in zip(found, inside))
+
+
 # --- growth of perturbations -------------------------------------------------------------------
 
 def test_growth_bound_is_exponential_of_integrated_nu():
@@ -218,7 +325,7 @@ def test_markus_yamabe_is_linearly_stable_yet_grows_like_exp_half_t():
 # --- the restricted fields ---------------------------------------------------------------------
 
 def test_antisymmetric_field_structure():
-    field = make_field(AntisymmetricField, 4, 3, "tanh", seed=26, gamma=0.3)
+    field = make_field(AntisymmetricField, 4, 3, "tanh", seed=26, kappa=0.3)
     z = torch.randn(30, 4, generator=gen(27), dtype=F64)
     for theta in field.thetas():
         K = field.matrix(theta).detach()
@@ -230,7 +337,7 @@ def test_antisymmetric_field_structure():
 
 
 def test_negative_definite_field_structure():
-    field = make_field(NegativeDefiniteField, 4, 3, "tanh", seed=28, eps=0.2)
+    field = make_field(NegativeDefiniteField, 4, 3, "tanh", seed=28, kappa=0.2)
     z = torch.randn(30, 4, generator=gen(29), dtype=F64)
     for theta in field.thetas():
         A = field.matrix(theta).detach()
@@ -268,6 +375,44 @@ def test_new_fields_train_in_odenet(name):
     assert all(p.grad is not None for p in net.field.stacks().values())
 
 
+# --- figures -------------------------------------------------------------------------------------
+
+def test_stability_figures_say_estimated_and_show_the_spread():
+    import matplotlib.pyplot as plt
+    from lib.plotting import stability as splot
+
+    net = ODENet(width=2, depth=4, T=1.0, seed=60).double()
+    x = torch.randn(20, 2, generator=gen(61), dtype=F64)
+    curves = st.network_curves(net, x, pairs=16, generator=gen(62))
+    fig = splot.eigenvalues_vs_lipschitz({name: curves for name in "abcd"})
+    assert [ax.get_subplotspec().colspan.start for ax in fig.axes[:4]] == [0, 1, 0, 1]  # 2 x 2
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert all("nu" not in label or "leq" in label for label in labels)  # lower estimates
+    plt.close(fig)
+    growth = st.perturbation_growth(net, x, pairs=16, generator=gen(63))
+    fig = splot.growth_vs_bound({"net": {"Euler": growth}})
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert any("estimated bound" in label for label in labels)
+    assert not any("bound" in label and "estimated" not in label for label in labels)
+    plt.close(fig)
+    lower = -torch.rand(5, generator=gen(64), dtype=F64)
+    for values in [(lower, 0 * lower), (lower, 0 * lower, 1 + lower)]:
+        fig = splot.theorem_check({"tanh": values, "relu": values})
+        assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+        plt.close(fig)
+    seeds = torch.tensor([0.9, 0.7, 0.8, 1.0, 0.6])
+    fig = splot.accuracy_bars({"donut2d": {"a": (seeds, seeds - 0.1), "b": (0.95, 0.85)}})
+    bars = [patch.get_height() for patch in fig.axes[0].patches]
+    assert bars == pytest.approx([0.8, 0.95, 0.7, 0.85])  # medians, and plain numbers
+    whiskers = [c for c in fig.axes[0].collections if hasattr(c, "get_segments")]
+    spans = sorted(float(s[:, 1].max() - s[:, 1].min()) for c in whiskers for s in c.get_segments()
+                   if abs(s[0, 0] - s[1, 0]) < 1e-12)
+    assert spans == pytest.approx([0.4, 0.4])  # the range over the seeds
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no validation accuracy"):
+        splot.accuracy_bars({"donut2d": {"a": (seeds, torch.tensor([]))}})
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 def test_bad_inputs_raise_clearly():
@@ -290,6 +435,22 @@ def test_bad_inputs_raise_clearly():
         st.one_sided_lipschitz(field, theta, z[:1])
     with pytest.raises(ValueError, match="pairs must be a positive integer"):
         st.one_sided_lipschitz(field, theta, z, pairs=0)
+    with pytest.raises(TypeError, match="starts must be a torch.Tensor"):
+        st.lipschitz_supremum(field, theta, [[0.0, 1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"starts must be a floating-point tensor \[m, d\]"):
+        st.lipschitz_supremum(field, theta, z[0])
+    with pytest.raises(ValueError, match="at least two states"):
+        st.lipschitz_supremum(field, theta, z[:1])
+    with pytest.raises(ValueError, match="steps must be a non-negative integer"):
+        st.lipschitz_supremum(field, theta, z, steps=-1)
+    with pytest.raises(ValueError, match="lr must be a positive finite number"):
+        st.lipschitz_supremum(field, theta, z, lr=0.0)
+    with pytest.raises(ValueError, match="min_distance must be a positive finite number"):
+        st.lipschitz_supremum(field, theta, z, min_distance=float("nan"))
+    with pytest.raises(TypeError, match="field must be callable"):
+        st.lipschitz_supremum(None, theta, z)
+    with pytest.raises(ValueError, match="must return a tensor of the shape of starts"):
+        st.lipschitz_supremum(lambda v, th: v[..., :2], theta, z)
     with pytest.raises(ValueError, match=r"\[K, n, d\] with K = 2"):
         st.layer_curves(field, torch.randn(3, 4, 3, dtype=F64))
     with pytest.raises(ValueError, match="A must be a floating-point"):
@@ -310,9 +471,9 @@ def test_bad_inputs_raise_clearly():
         st.perturbation_growth(net, x, radius=0.0)
     with pytest.raises(TypeError, match="t must be a floating-point"):
         st.markus_yamabe(torch.arange(3))
-    with pytest.raises(ValueError, match="gamma must be a finite number >= 0"):
-        AntisymmetricField(3, 2, gamma=-1.0)
-    with pytest.raises(ValueError, match="eps must be a finite number > 0"):
-        NegativeDefiniteField(3, 2, eps=0.0)
+    with pytest.raises(ValueError, match="kappa must be a finite number >= 0"):
+        AntisymmetricField(3, 2, kappa=-1.0)
+    with pytest.raises(ValueError, match="kappa must be a finite number > 0"):
+        NegativeDefiniteField(3, 2, kappa=0.0)
     with pytest.raises(ValueError, match="unknown activation"):
         GradientField(3, 2, "softplus")
