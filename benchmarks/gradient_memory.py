@@ -27,13 +27,24 @@ network and warm up on a two-layer copy first:
     python benchmarks/gradient_memory.py                                 # d=32, n=4096, K=100 and 1000
     python benchmarks/gradient_memory.py --n 1024 --depths 100 1000      # what fits a small machine
     python benchmarks/gradient_memory.py --quick                          # smoke run
+    python benchmarks/gradient_memory.py --tensors --write-appendix cpu   # table into the book
+
+``--write-appendix NAME`` replaces the block between ``<!-- gradient_memory:NAME:begin -->`` and
+``<!-- gradient_memory:NAME:end -->`` in ``book/appendix_gradient_costs.md`` with this run's
+table.  The last column is printed by the book's rule for numbers (``CONTRIBUTING.md``): DTO is
+the reference, checkpointed DTO is compared bitwise, OTD with the partner is round-off and
+shown as the bound it satisfies (``lib.claims.roundoff``), the backsolve's and torchdiffeq's
+differences are discretisation errors, shown to two digits (or as a bound where they are as
+small as round-off).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -44,8 +55,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from lib import adjoint  # noqa: E402
+from lib import adjoint, claims  # noqa: E402
 from lib.data import make_dataset  # noqa: E402
+from step_time import cpu_model  # noqa: E402
+
+APPENDIX = ROOT / "book" / "appendix_gradient_costs.md"
+ROUNDOFF_ULPS = 64
+"""The bound, in units of the working precision, that OTD with the partner must meet."""
 
 METHODS = ["dto", "checkpointed_dto", "otd_partner", "backsolve", "torchdiffeq_adjoint"]
 MiB = 2 ** 20
@@ -91,6 +107,31 @@ def worker(args) -> None:
     print(json.dumps({"peak": peak, "tensors": tensors}))
 
 
+def difference_text(method: str, g: dict, reference: dict) -> str:
+    """The last column: how ``g`` compares with the DTO gradient ``reference``, printed by the
+    kind of number it is (the partner's difference is checked against its round-off bound)."""
+    if method == "dto":
+        return "0 (reference)"
+    diff = adjoint.relative_difference(g, reference)
+    if method == "checkpointed_dto" and all(torch.equal(g[k], reference[k]) for k in reference):
+        return "0 (bitwise)"
+    if method == "otd_partner":
+        return claims.roundoff("OTD with the partner is DTO (benchmark)", diff, ROUNDOFF_ULPS)
+    if diff <= ROUNDOFF_ULPS * claims.epsilon():
+        return f"≤ {ROUNDOFF_ULPS} ε (round-off level)"
+    return f"{diff:.1e}"
+
+
+def write_appendix(name: str, block: str) -> None:
+    """Replace the block ``name`` of the appendix page with ``block``."""
+    begin, end = f"<!-- gradient_memory:{name}:begin -->", f"<!-- gradient_memory:{name}:end -->"
+    text = APPENDIX.read_text()
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{APPENDIX} has no {begin} ... {end} block")
+    APPENDIX.write_text(pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text, count=1))
+
+
 def run_worker(args, method, depth, save=None):
     cmd = [sys.executable, __file__, "--worker", method, "--depth", str(depth),
            "--width", str(args.width), "--n", str(args.n), "--T", str(args.T),
@@ -118,6 +159,9 @@ def main() -> None:
     parser.add_argument("--tensors", action="store_true",
                         help="also count the peak tensor bytes with lib.adjoint.peak_memory")
     parser.add_argument("--quick", action="store_true", help="d=8, n=256, K=10 and 40")
+    parser.add_argument("--write-appendix", metavar="NAME",
+                        help="write the table into block NAME of book/appendix_gradient_costs.md")
+    parser.add_argument("--note", default="", help="a remark on the machine, after the table")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--depth", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--save", help=argparse.SUPPRESS)
@@ -127,13 +171,14 @@ def main() -> None:
     if args.quick:
         args.width, args.n, args.depths, args.tensors = 8, 256, [10, 40], True
     memory = "CUDA max_memory_allocated" if args.device.startswith("cuda") else "peak RSS"
-    print(f"d = {args.width}, n = {args.n}, T = {args.T}, {args.method}, float64, "
-          f"{args.device}, 1 thread, median of {args.repeat}; {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}\n")
+    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu_model()
+    lines = [f"d = {args.width}, n = {args.n}, T = {args.T:g}, {args.method}, float64, "
+             f"{args.device}, 1 thread, median of {args.repeat}; {machine}, "
+             f"torch {torch.__version__}, {datetime.date.today().isoformat()}", ""]
     head = f"| K | method | time (s) | time / DTO | {memory} (MiB) | memory / DTO |"
     head += " peak tensors (MiB) |" if args.tensors else ""
-    print(head + " rel. diff. to DTO |")
-    print("|" + "---|" * (head.count("|") - 1 + 1))
+    lines += [head + " rel. diff. to DTO |", "|" + "---|" * (head.count("|") - 1 + 1)]
+    print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for depth in args.depths:
             methods = ["dto"] + [m for m in args.methods if m != "dto"]
@@ -146,12 +191,16 @@ def main() -> None:
                 g = torch.load(save)
                 if method == "dto":
                     reference = g
-                diff = adjoint.relative_difference(g, reference)
                 r, d = rows[method], rows["dto"]
                 line = (f"| {depth} | {method} | {r['seconds']:.3f} | {r['seconds'] / d['seconds']:.2f} | "
                         f"{r['peak'] / MiB:.1f} | {r['peak'] / d['peak']:.3f} |")
                 line += f" {r['tensors'] / MiB:.1f} |" if args.tensors else ""
-                print(line + f" {diff:.2e} |", flush=True)
+                lines.append(line + f" {difference_text(method, g, reference)} |")
+                print(lines[-1], flush=True)
+    if args.note:
+        lines += ["", args.note]
+    if args.write_appendix:
+        write_appendix(args.write_appendix, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -132,22 +132,22 @@ def _sweep_order(coupling) -> range:
 
 
 def _adjoint_step(stages, theta, p: torch.Tensor, coupling, weights, h: float):
-    """One backward step of the adjoint over a layer with parameters ``theta``, ``J`` taken at the
-    linearised ``stages`` ``(X_i, f(X_i))``:
+    """One backward step of the adjoint sweep over a layer with parameters ``theta``.
 
-        P_i = p + h sum_j C_ij V_j,   (V_i, W_i) = (J(X_i)^T P_i, (df/dtheta(X_i))^T P_i),
-        returns  p + h sum_i w_i V_i  and  h sum_i w_i W_i.
+    stages[i] = (Z_i, f(Z_i; theta)) with its graph, C = coupling, w = weights:
+        P_i = p + h sum_j C_ij J_j^T P_j,     J_i = df/dz(Z_i; theta),
+        returns  p + h sum_i w_i J_i^T P_i  and  h sum_i w_i (df/dtheta(Z_i))^T P_i.
+    With the symplectic partner of (a, b): C_ij = b_j a_ji / b_i and w = b.
     """
-    s = len(stages)
-    V: list = [None] * s
-    W: list = [None] * s
+    JP = [None] * len(stages)  # J_i^T P_i
+    GP = [None] * len(stages)  # (df/dtheta(Z_i))^T P_i, one tensor per parameter
     for i in _sweep_order(coupling):
-        P = weighted_sum(p, V, coupling[i], h)
-        Z, out = stages[i]
-        V[i], *W[i] = torch.autograd.grad(out, (Z, *theta), P)
-    grads = [weighted_sum(torch.zeros_like(Wm), [Wi[m] for Wi in W], weights, h)
-             for m, Wm in enumerate(W[0])]
-    return weighted_sum(p, V, weights, h), grads
+        P = weighted_sum(p, JP, coupling[i], h)
+        Z, fZ = stages[i]
+        JP[i], *GP[i] = torch.autograd.grad(fZ, (Z, *theta), P)
+    grads = [weighted_sum(torch.zeros_like(G), [Gi[m] for Gi in GP], weights, h)
+             for m, G in enumerate(GP[0])]
+    return weighted_sum(p, JP, weights, h), grads
 
 
 # --- the gradients -------------------------------------------------------------------------------
@@ -211,6 +211,13 @@ def otd_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
       is recomputed from ``z^k`` by one forward step of ``net.tableau``.  With an order ``q``
       method this differs from DTO by ``O(h^min(p, q))``.
     """
+    return _otd_sweep(net, x, y, adjoint_tableau, loss, keep_costates=False)[0]
+
+
+def _otd_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, adjoint_tableau, loss: str,
+               keep_costates: bool) -> tuple[Gradient, torch.Tensor | None]:
+    """:func:`otd_gradient`'s sweep: the gradient and, with ``keep_costates``, the costates
+    ``[p^0, ..., p^K]`` of the backward sweep (else ``None``)."""
     data_loss = _setup(net, x, y, loss)
     forward = net.tableau
     adjoint = symplectic_partner(forward) if adjoint_tableau is None else get_tableau(adjoint_tableau)
@@ -234,6 +241,7 @@ def otd_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
                 "(as the symplectic partner is)") from None
     states = _layer_states(net, x)
     p, classifier = _terminal(net, states[-1], y, data_loss)
+    costates = [p] if keep_costates else None
     layer_grads = []
     for k in range(net.depth - 1, -1, -1):
         theta = _layer(net, k)
@@ -249,7 +257,10 @@ def otd_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
             _, stages = _linearised_step(net, theta, states[k], h, forward)
         p, grads = _adjoint_step(stages, theta, p, coupling, adjoint.b, h)
         layer_grads.append(grads)
-    return _assemble(net, layer_grads[::-1], classifier)
+        if keep_costates:
+            costates.append(p)
+    return (_assemble(net, layer_grads[::-1], classifier),
+            torch.stack(costates[::-1]) if keep_costates else None)
 
 
 def backward_states(net: ODENet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -279,17 +290,28 @@ def backsolve_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     backward step is not the inverse of the forward step, and a contractive forward field is an
     expanding backward one), so the gradient is not the DTO gradient.
     """
+    return _backsolve_sweep(net, x, y, loss, keep_costates=False)[0]
+
+
+def _backsolve_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, loss: str,
+                     keep_costates: bool) -> tuple[Gradient, torch.Tensor | None]:
+    """:func:`backsolve_gradient`'s sweep: the gradient and, with ``keep_costates``, the
+    costates ``[p^0, ..., p^K]`` it computes along the reconstructed states (else ``None``)."""
     data_loss = _setup(net, x, y, loss)
     with torch.no_grad():
         z = net.features(x)
     p, classifier = _terminal(net, z, y, data_loss)
+    costates = [p] if keep_costates else None
     layer_grads = []
     for k in range(net.depth - 1, -1, -1):
         theta = _layer(net, k)
         z, stages = _linearised_step(net, theta, z, -net.h, net.tableau)
         p, grads = _adjoint_step(stages, theta, p, net.tableau.a, net.tableau.b, net.h)
         layer_grads.append(grads)
-    return _assemble(net, layer_grads[::-1], classifier)
+        if keep_costates:
+            costates.append(p)
+    return (_assemble(net, layer_grads[::-1], classifier),
+            torch.stack(costates[::-1]) if keep_costates else None)
 
 
 # torchdiffeq's fixed-grid methods that are one of lib's tableaux (its "rk4" is the 3/8 rule).
@@ -452,3 +474,110 @@ def seconds_per_call(fn: Callable, *args, repeat: int = 3, **kwargs) -> float:
 
     once()
     return sorted(once() for _ in range(repeat))[repeat // 2]
+
+
+# --- the Hamiltonian's gradient: stationarity at a trained optimum (chapter 2) --------------------
+
+def weight_penalty(lam: float) -> Callable[[ODENet], torch.Tensor]:
+    """The regulariser ``R_h = (lam / 2) (h sum_k |theta^k|^2 + |w|^2 + w0^2)``, the
+    discretisation of ``(lam / 2) (int_0^T |theta(t)|^2 dt + |w|^2 + w0^2)``, over all stacked
+    field parameters and the classifier; one value per member.  It makes the training objective
+    coercive, so that a minimiser exists, and it adds ``lam theta(t)`` to ``dH/dtheta``
+    (:func:`hamiltonian_gradient`).  For :func:`lib.train.train`'s ``regulariser``."""
+    if isinstance(lam, bool) or not (isinstance(lam, (int, float)) and math.isfinite(lam)
+                                     and lam >= 0):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+
+    def regulariser(net: ODENet) -> torch.Tensor:
+        def squares(p: torch.Tensor, member_dim: int) -> torch.Tensor:
+            if net.members is None:
+                return p.square().sum()
+            return p.square().transpose(0, member_dim).reshape(net.members, -1).sum(1)
+
+        field = sum(squares(p, 1) for p in net.field.stacks().values())
+        classifier = sum(squares(p, 0) for p in net.classifier.parameters())
+        return 0.5 * lam * (net.h * field + classifier)
+
+    return regulariser
+
+
+def hamiltonian_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                         regulariser: Callable | None = None,
+                         loss: str = "cross_entropy") -> Gradient:
+    """The discrete dH/dtheta + dR/dtheta at each layer time t_k: the gradient of
+    layer k divided by h, (1/h) dE_h/dtheta^k, keyed like layer_keys(net), [K, ...].
+
+    The data part comes from the backward sweep of otd_gradient; it approximates
+    sum_n df/dtheta(z_n(t_k); theta)^T p_n(t_k) (Benning et al. 2019, section 3).
+    """
+    grads = otd_gradient(net, x, y, loss=loss)
+    keys = layer_keys(net)
+    out = {key: grads[key] / net.h for key in keys}
+    if regulariser is None:
+        return out
+    with torch.enable_grad():
+        R = regulariser(net)
+        if not isinstance(R, torch.Tensor) or R.dim() != 0:
+            raise ValueError("regulariser(net) must return a 0-dim tensor")
+        stacks = [dict(net.named_parameters())[key] for key in keys]
+        dR = torch.autograd.grad(R, stacks, allow_unused=True)
+    for key, g in zip(keys, dR):
+        if g is not None:
+            out[key] = out[key] + g / net.h
+    return out
+
+
+def layer_norms(g: Gradient) -> torch.Tensor:
+    """The Euclidean norm of each layer's entries ``[K]``, over all the stacked ``[K, ...]``
+    tensors of ``g`` (e.g. :func:`hamiltonian_gradient`) together."""
+    if not g or len({v.shape[0] for v in g.values()}) != 1:
+        raise ValueError("g must hold stacked per-layer tensors [K, ...] with one K")
+    return torch.stack([v.flatten(1).square().sum(1) for v in g.values()]).sum(0).sqrt()
+
+
+# --- the bilinear invariant <p^k, dz^k> (chapter 3) ----------------------------------------------
+
+def tangents(net: ODENet, x: torch.Tensor, dz0: torch.Tensor) -> torch.Tensor:
+    """The perturbation ``dz^0`` of ``z^0 = lift(x)`` carried through the linearised steps,
+    ``dz^{k+1} = (dPhi_h/dz)(z^k; theta^k) dz^k`` (forward-mode differentiation of each step,
+    :func:`torch.func.jvp`); ``[K+1, n, width]``.  A Runge--Kutta step's linearisation is the
+    same method applied to the variational equation ``dz' = J(z) dz``."""
+    if not isinstance(net, ODENet):
+        raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
+    if net.members is not None:
+        raise ValueError(f"net has {net.members} members: pass net.member(s)")
+    with torch.no_grad():
+        z = net.lift(x)
+    if not isinstance(dz0, torch.Tensor) or dz0.shape != z.shape:
+        raise ValueError(f"dz0 must be a tensor of the lifted states' shape {list(z.shape)}")
+    out = [dz0]
+    for theta in net.field.thetas():
+        theta = tuple(p.detach() for p in theta)
+
+        def step(u, theta=theta):
+            return rk_step(lambda t, v: net.field(v, theta), 0.0, u, net.h, net.tableau)
+
+        z, dz = torch.func.jvp(step, (z,), (out[-1],))
+        out.append(dz)
+    return torch.stack(out)
+
+
+def costates(net: ODENet, x: torch.Tensor, y: torch.Tensor, adjoint=None,
+             loss: str = "cross_entropy") -> torch.Tensor:
+    """The costates ``[p^0, ..., p^K]`` (``[K+1, n, width]``) of a backward sweep from
+    ``p^K = dE/dz^K``: ``adjoint`` is ``None`` (the symplectic partner), a tableau or its name
+    (as ``adjoint_tableau`` of :func:`otd_gradient`), or ``"backsolve"``
+    (:func:`backsolve_gradient`, along the reconstructed states)."""
+    if isinstance(adjoint, str) and adjoint == "backsolve":
+        return _backsolve_sweep(net, x, y, loss, keep_costates=True)[1]
+    return _otd_sweep(net, x, y, adjoint, loss, keep_costates=True)[1]
+
+
+def bilinear_invariant(net: ODENet, x: torch.Tensor, y: torch.Tensor, dz0: torch.Tensor,
+                       adjoint=None, loss: str = "cross_entropy") -> torch.Tensor:
+    """``<p^k, dz^k>`` for ``k = 0..K`` (``[K+1]``, summed over the points): the costates of
+    :func:`costates` against the tangents of :func:`tangents`.  The continuous flows conserve it
+    (``d/dt <p, dz> = <-J^T p, dz> + <p, J dz> = 0``); a symplectic pair (the partner) conserves it
+    exactly, step by step, and that is why OTD with the partner is DTO (Sanz-Serna 2016, section
+    3); other adjoint methods conserve it only to ``O(h^q)``."""
+    return (costates(net, x, y, adjoint, loss) * tangents(net, x, dz0)).flatten(1).sum(1)

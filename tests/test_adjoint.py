@@ -14,7 +14,8 @@ from lib.deep_limit import observed_order
 from lib.fields import FIELDS
 from lib.models import ODENet
 from lib.tableaux import METHODS, ButcherTableau, symplectic_partner
-from lib.train import train
+from lib.integrators import rk_solve, rk_step
+from lib.train import time_smoothness, train
 
 WITH_PARTNER = [name for name, t in METHODS.items() if all(b != 0 for b in t.b)]
 ORDERS = {name: t.order for name, t in METHODS.items()}
@@ -229,3 +230,148 @@ def test_the_gradients_refuse_members():
     x, y = data(4, 0)
     with pytest.raises(ValueError, match="net has 2 members.*net.member"):
         adjoint.dto_gradient(net, x, y)
+
+
+# --- the Hamiltonian's gradient (chapter 2) --------------------------------------------------------
+
+def objective(net, x, y, regulariser):
+    E = adjoint.LOSSES["cross_entropy"](net(x), y)
+    return E if regulariser is None else E + regulariser(net)
+
+
+@pytest.mark.parametrize("method", ["euler", "heun", "rk4"])
+@pytest.mark.parametrize("regulariser", [None, adjoint.weight_penalty(0.3),
+                                         time_smoothness(0.2)],
+                         ids=["none", "weight_penalty", "time_smoothness"])
+def test_hamiltonian_gradient_is_the_l2_gradient(method, regulariser):
+    """h sum_k <dH/dtheta(t_k) + dR/dtheta(t_k), dtheta^k> is the derivative of the objective
+    along dtheta (central differences): the discrete dH/dtheta is the L^2 gradient."""
+    net = ODENet(width=3, depth=5, T=2.0, method=method, seed=6).double()
+    x, y = data(20, 6)
+    G = adjoint.hamiltonian_gradient(net, x, y, regulariser)
+    assert list(G) == adjoint.layer_keys(net)
+    g = torch.Generator().manual_seed(1)
+    stacks = dict(net.named_parameters())
+    direction = {k: torch.randn(stacks[k].shape, generator=g, dtype=torch.float64) for k in G}
+    predicted = net.h * sum(float((G[k] * direction[k]).sum()) for k in G)
+    eps = 1e-6
+    values = []
+    for sign in (1, -1):
+        with torch.no_grad():
+            for k in G:
+                stacks[k].add_(direction[k], alpha=sign * eps)
+            values.append(float(objective(net, x, y, regulariser)))
+            for k in G:
+                stacks[k].sub_(direction[k], alpha=sign * eps)
+    assert (values[0] - values[1]) / (2 * eps) == pytest.approx(predicted, rel=1e-6, abs=1e-11)
+
+
+def test_weight_penalty_is_its_formula_for_one_network_and_for_members():
+    lam = 0.4
+    R = adjoint.weight_penalty(lam)
+    net = ODENet(width=3, depth=4, T=2.0, seed=[3, 4]).double()
+    values = R(net)
+    assert values.shape == (2,)
+    for s in range(2):
+        one = net.member(s)
+        A, b, w, w0 = (p.detach() for p in (one.field.A, one.field.b, one.classifier.w,
+                                            one.classifier.w0))
+        by_hand = 0.5 * lam * (one.h * float(A.square().sum() + b.square().sum())
+                               + float(w.square().sum() + w0.square()))
+        assert float(R(one)) == pytest.approx(by_hand, rel=1e-14)
+        assert float(values[s]) == pytest.approx(by_hand, rel=1e-14)
+    with pytest.raises(ValueError, match="lam must be a finite number"):
+        adjoint.weight_penalty(-1.0)
+
+
+def test_weight_penalty_adds_lam_theta_to_the_hamiltonian_gradient():
+    net = ODENet(width=2, depth=3, T=1.5, method="heun", seed=2).double()
+    x, y = data(10, 2)
+    plain = adjoint.hamiltonian_gradient(net, x, y)
+    penalised = adjoint.hamiltonian_gradient(net, x, y, adjoint.weight_penalty(0.7))
+    for key, theta in net.field.stacks().items():
+        assert torch.allclose(penalised[f"field.{key}"] - plain[f"field.{key}"], 0.7 * theta,
+                              rtol=1e-12, atol=1e-15)
+
+
+def test_layer_norms_and_bad_regularisers():
+    g = {"a": torch.tensor([[3.0, 0.0], [0.0, 1.0]]), "b": torch.tensor([[4.0], [0.0]])}
+    assert torch.equal(adjoint.layer_norms(g), torch.tensor([5.0, 1.0]))
+    with pytest.raises(ValueError, match="stacked per-layer tensors"):
+        adjoint.layer_norms({})
+    net = ODENet(width=2, depth=2).double()
+    with pytest.raises(ValueError, match="0-dim tensor"):
+        adjoint.hamiltonian_gradient(net, *data(4, 0), regulariser=lambda n: n.field.A.sum(0))
+
+
+# --- the bilinear invariant <p^k, dz^k> (chapter 3) -----------------------------------------------
+
+def manual_states(net, x):
+    """[z^0, ..., z^K] with z^0 a leaf, each step recorded (for autograd in the tests)."""
+    z = net.lift(x).detach().requires_grad_(True)
+    states = [z]
+    for theta in net.field.thetas():
+        states.append(rk_step(lambda t, u: net.field(u, theta), 0.0, states[-1], net.h,
+                              net.tableau))
+    return states
+
+
+@pytest.mark.parametrize("method", ["euler", "midpoint", "rk38"])
+def test_tangents_are_the_derivative_of_the_states(method):
+    net = ODENet(width=3, depth=4, T=2.0, method=method, seed=5).double()
+    x, _ = data(8, 5)
+    dz0 = torch.randn(8, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    dz = adjoint.tangents(net, x, dz0)
+    assert dz.shape == (5, 8, 3) and torch.equal(dz[0], dz0)
+    thetas = [tuple(p.detach() for p in th) for th in net.field.thetas()]
+    eps = 1e-6
+
+    def run(z0):
+        return rk_solve(lambda k, t, z: net.field(z, thetas[k]), z0, net.h, net.depth,
+                        net.tableau, trajectory=True)
+
+    with torch.no_grad():
+        z0 = net.lift(x)
+        central = (run(z0 + eps * dz0) - run(z0 - eps * dz0)) / (2 * eps)
+    assert torch.allclose(dz, central, rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("method", WITH_PARTNER)
+def test_partner_costates_are_the_gradients_of_the_states(method):
+    """The costates of the partner sweep are dE/dz^k, computed here by autograd."""
+    net = ODENet(width=3, depth=4, T=2.0, method=method, seed=7).double()
+    x, y = data(10, 7)
+    states = manual_states(net, x)
+    E = adjoint.LOSSES["cross_entropy"](net.classifier(states[-1]), y)
+    reference = torch.stack(torch.autograd.grad(E, states))
+    p = adjoint.costates(net, x, y)
+    assert p.shape == reference.shape
+    assert float((p - reference).norm() / reference.norm()) < 1e-13
+
+
+@pytest.mark.parametrize("method", WITH_PARTNER)
+def test_the_partner_conserves_the_bilinear_invariant_and_other_sweeps_do_not(method):
+    net = adjoint.smooth_network(width=3, depth=8, T=2.0, method=method, seed=3)
+    x, y = data(12, 3)
+    dz0 = torch.randn(12, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def drift(sweep):
+        values = adjoint.bilinear_invariant(net, x, y, dz0, adjoint=sweep)
+        assert values.shape == (9,)
+        return float((values - values[-1]).abs().max() / values[-1].abs())
+
+    assert drift(None) < 1e-13
+    assert drift(method) > 1e-9
+    assert drift("backsolve") > 1e-9
+
+
+def test_tangents_and_costates_refuse_bad_input():
+    net = ODENet(width=3, depth=2).double()
+    x, y = data(4, 0)
+    with pytest.raises(ValueError, match="dz0 must be a tensor of the lifted states' shape"):
+        adjoint.tangents(net, x, torch.zeros(4, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="members"):
+        adjoint.tangents(ODENet(width=3, depth=2, seed=[0, 1]).double(), x,
+                         torch.zeros(4, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="unknown method"):
+        adjoint.costates(net, x, y, adjoint="backwards")

@@ -63,3 +63,18 @@ def test_explorer_figure_and_widget():
     widget = explorer()
     assert [c.description for c in widget.children[:3]] == ["K", "h", "σ"]
     plt.close("all")
+
+
+def test_gradient_figures_are_labelled():
+    from lib.plotting import gradients as gplot
+    t = torch.arange(5, dtype=torch.float64) * 0.5
+    curves = {"initial": torch.rand(3, 5) + 0.1, "trained": torch.rand(3, 5) * 1e-6}
+    fig = gplot.layer_gradients(t, curves)
+    assert len(fig.axes[0].get_lines()) == 6
+    assert labelled(fig)
+    values = {"exact": torch.ones(5), "drifting": 1 + torch.linspace(1e-3, 0, 5)}
+    fig = gplot.invariant_drift(t, values, eps=2.0 ** -52)
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 3 and len(lines[0].get_xdata()) == 0  # exact zeros are left out
+    assert len(lines[1].get_xdata()) == 4
+    assert labelled(fig)
