@@ -83,7 +83,7 @@ def build_wheel(work: pathlib.Path) -> pathlib.Path:
     shutil.copy(ROOT / "pyproject.toml", source)
     shutil.copytree(ROOT / "lib", source / "lib",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
          "-w", work / "dist", source], quiet=True)
     (wheel,) = (work / "dist").glob("*.whl")
     return wheel
