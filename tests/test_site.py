@@ -17,7 +17,8 @@ bibliography's labels read like the author–year citations.  A screenshot of ev
 width goes to ``_build/screenshots/``.
 
 Skipped when the site is not built or Chromium is missing, unless ``BOOK_REQUIRE_BROWSER=1``
-(``.ci/run`` sets it), which turns those skips into failures.
+(``.ci/run`` sets it), which turns those skips into failures.  ``BOOK_SITE_HTML`` points the test
+at another copy of the site (e.g. one with defects planted in it).
 """
 import functools
 import http.server
@@ -29,8 +30,8 @@ import threading
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
-SCREENSHOTS = ROOT / "_build" / "screenshots"
+HTML = pathlib.Path(os.environ.get("BOOK_SITE_HTML", ROOT / "_build" / "html"))
+SCREENSHOTS = HTML.parent / "screenshots"
 TOC_FILES = re.findall(r"file:\s*([\w./-]+)", (ROOT / "_toc.yml").read_text())
 CHAPTERS = {f + ".html" for f in TOC_FILES if (ROOT / (f + ".ipynb")).exists()}
 REQUIRED = os.environ.get("BOOK_REQUIRE_BROWSER") == "1"
@@ -185,7 +186,19 @@ def problems_on(report, page, width, browser, base):
     wrong = [t for t in labels if not re.fullmatch(r"\[[^\]\d]+, (\d{4}[a-z]?|n\.d\.)\]", t)]
     if wrong:
         found.append(f"bibliography labels are not author-year: {wrong[:4]}")
-    return found
+    return shorten(found)
+
+
+def shorten(problems, most=6):
+    """Each kind of problem at most ``most`` times (repeats dropped), then a count."""
+    kept, counts = [], {}
+    for p in dict.fromkeys(problems):
+        kind = p.split(":")[0].split("(")[0]
+        counts[kind] = counts.get(kind, 0) + 1
+        if counts[kind] <= most:
+            kept.append(p)
+    kept += [f"... and {n - most} more of: {kind}" for kind, n in counts.items() if n > most]
+    return kept
 
 
 @pytest.mark.parametrize("width", WIDTHS)
