@@ -7,6 +7,8 @@ tqdm and IPython are stubbed when missing).  Run from anywhere, results go to ``
     OUT=/path/to/results python benchmarks/gpu_run.py              # on the GPU machine
     OUT=/tmp/smoke python benchmarks/gpu_run.py --cpu-smoke        # tiny sizes, on a CPU
 
+Parts run in the order (b), (c), (a), each written to ``$OUT`` as soon as it is done.
+
 (a) ``chapters``: every chapter notebook of ``_toc.yml`` is executed as a plain script, its code
     cells in order in one namespace, each chapter in its own process, on ``cuda`` (the set-up
     cell's ``lib.setup_notebook`` picks it).  Cells that need ipywidgets or a Jupyter display
@@ -65,7 +67,7 @@ def prepare_imports() -> list[str]:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: structure-preserving-deep-learning"
                                    f"\nVersion: {version}\n")
-    sys.path.append(str(shim))
+    sys.path.insert(0, str(shim))
     stubbed = []
     try:
         import tqdm.auto  # noqa: F401
@@ -179,7 +181,7 @@ def run_chapter(path: pathlib.Path) -> dict:
     return result
 
 
-def chapters(out: pathlib.Path, only: str | None) -> list[dict]:
+def chapters(out: pathlib.Path, only: str | None, timeout: float = 600) -> list[dict]:
     logs = out / "chapters"
     logs.mkdir(parents=True, exist_ok=True)
     results = []
@@ -188,17 +190,23 @@ def chapters(out: pathlib.Path, only: str | None) -> list[dict]:
             continue
         log = logs / (path.stem + ".log")
         report = logs / (path.stem + ".json")
+        report.unlink(missing_ok=True)
         t0 = time.perf_counter()
         with log.open("w") as handle:
-            done = subprocess.run([sys.executable, __file__, "--run-chapter", str(path),
-                                   "--report", str(report)], stdout=handle,
-                                  stderr=subprocess.STDOUT, cwd=path.parent)
+            try:
+                done = subprocess.run([sys.executable, __file__, "--run-chapter", str(path),
+                                       "--report", str(report)], stdout=handle,
+                                      stderr=subprocess.STDOUT, cwd=path.parent,
+                                      timeout=timeout)
+                why = f"exit {done.returncode} (see the log)"
+            except subprocess.TimeoutExpired:
+                why = f"stopped after {timeout:.0f} s"
         process = time.perf_counter() - t0
         if report.exists():
             result = json.loads(report.read_text())
         else:
-            result = dict(chapter=path.name, failed=dict(cell=None, error=f"exit {done.returncode}"
-                                                         " (see the log)"), cells=0, skipped=[])
+            result = dict(chapter=path.name, failed=dict(cell=None, error=why), cells=0,
+                          skipped=[])
         result["process_seconds"] = process
         results.append(result)
         status = "ok" if not result.get("failed") else f"FAILED: {result['failed']['error']}"
@@ -345,6 +353,10 @@ def memory(out: pathlib.Path, size: dict, device_name: str) -> list[dict]:
     for method in ("dto", "otd_partner", "checkpointed_dto"):
         report = out / f"memory_{method}.json"
         save = out / f"memory_{method}_grad.pt"
+        report.unlink(missing_ok=True)
+        if device_name == "cpu":  # the smoke test: no allocator to isolate, stay in-process
+            results.append(run_memory(method, size, device_name, save))
+            continue
         done = subprocess.run([sys.executable, __file__, "--run-memory", method,
                                "--device", device_name, "--report", str(report),
                                "--size", json.dumps(size), "--save", str(save)],
@@ -426,6 +438,8 @@ def main() -> int:
     parser.add_argument("--skip", action="append", default=[],
                         choices=["chapters", "step", "memory"], help="leave out a part")
     parser.add_argument("--chapters", help="only chapters whose file name matches this regex")
+    parser.add_argument("--chapter-timeout", type=float, default=600,
+                        help="seconds after which a chapter is stopped (default 600)")
     parser.add_argument("--out", type=pathlib.Path, default=os.environ.get("OUT"))
     # internal: one chapter or one gradient in a child process
     parser.add_argument("--run-chapter", type=pathlib.Path, help=argparse.SUPPRESS)
@@ -465,24 +479,31 @@ def main() -> int:
     results: dict = dict(info=info)
     chapter_results = step = memory_results = None
     t0 = time.perf_counter()
-    if "chapters" not in args.skip and (not args.cpu_smoke or args.chapters):
-        print("(a) chapters", flush=True)
-        chapter_results = results["chapters"] = chapters(out, args.chapters)
+
+    def write():  # after each part, so that a run cut short keeps what it measured
+        results["seconds"] = time.perf_counter() - t0
+        (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+        text = summary(info, chapter_results, step, memory_results)
+        (out / "summary.md").write_text(text)
+        return text
+
     if "step" not in args.skip:
         print("(b) training step", flush=True)
         step = results["step"] = step_benchmark(SMOKE_STEP if args.cpu_smoke else STEP, device)
         print(f"  eager {step['eager_ms']:.2f} ms, graph {step.get('graph_ms')}", flush=True)
+        write()
     if "memory" not in args.skip:
         print("(c) memory", flush=True)
         memory_results = results["memory"] = memory(
             out, SMOKE_MEMORY if args.cpu_smoke else MEMORY, device.type)
         for r in memory_results:
             print(f"  {r['method']}: {r.get('peak_bytes', 0) / 2**30:.3f} GiB", flush=True)
-    results["seconds"] = time.perf_counter() - t0
-    (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    text = summary(info, chapter_results, step, memory_results)
-    (out / "summary.md").write_text(text)
-    print(text)
+        write()
+    if "chapters" not in args.skip and (not args.cpu_smoke or args.chapters):
+        print("(a) chapters", flush=True)
+        chapter_results = results["chapters"] = chapters(out, args.chapters,
+                                                         args.chapter_timeout)
+    print(write())
     failed = [r["chapter"] for r in chapter_results or [] if r.get("failed")]
     bad_step = step is not None and step.get("same_losses") is False
     return 1 if failed or bad_step else 0
