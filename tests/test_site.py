@@ -45,8 +45,9 @@ def pages():
     if not HTML.is_dir():
         return []
     found = (p.relative_to(HTML) for p in HTML.rglob("*.html"))
+    skip = ("_static", "_sources", "_images")
     return sorted(str(p) for p in found  # index.html at the top only redirects to the intro
-                  if p.parts[0] not in ("_static", "_sources", "_images") and str(p) != "index.html")
+                  if p.parts[0] not in skip and str(p) != "index.html")
 
 
 def unavailable(reason):
@@ -90,7 +91,8 @@ INSPECT = r"""(() => {
              pageOverflow: document.documentElement.scrollWidth
                            - document.documentElement.clientWidth};
   const skip = 'pre, code, script, style, textarea, mjx-container, .highlight, .MathJax';
-  const raw = /\\\(|\\\[|\$\$|\\begin\{|\\frac\b|\\mathbb|\\mathrm|\{(cite(:[a-z]+)?|numref|ref|eq|math)\}`/;
+  const raw = new RegExp(String.raw`\\\(|\\\[|\$\$|\\begin\{|\\frac\b|\\mathbb|\\mathrm|`
+                         + '\\{(cite(:[a-z]+)?|numref|ref|eq|math)\\}`');
   const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
   r.rawTex = [];
   for (let n = walker.nextNode(); n; n = walker.nextNode())

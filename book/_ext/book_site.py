@@ -83,8 +83,8 @@ def _one_copy_of_each_inline_script(app, env) -> None:
     scripts = getattr(app.builder, "_js_files", None)
     if scripts is None:
         return
-    registered = {(json.dumps(attrs, sort_keys=True)) for filename, attrs in app.registry.js_files
-                  if not filename}
+    registered = {json.dumps(attrs, sort_keys=True)
+                  for filename, attrs in app.registry.js_files if not filename}
     scripts[:] = [s for s in scripts if not (
         s.filename is None
         and json.dumps({"priority": s.priority, **s.attributes}, sort_keys=True) in registered)]
