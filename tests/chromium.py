@@ -141,13 +141,14 @@ class Browser:
         return [e["params"]["request"]["url"] for e in self.events
                 if e["method"] == "Network.requestWillBeSent"]
 
-    def screenshot(self, path: pathlib.Path, max_height: int = 16000) -> None:
+    def screenshot(self, path: pathlib.Path, max_height: int = 16000, **options) -> None:
         """A PNG of the whole page (cut at ``max_height`` CSS pixels)."""
         width, height = self.evaluate(
             "[document.documentElement.clientWidth, document.documentElement.scrollHeight]")
         clip = dict(x=0, y=0, width=width, height=min(height, max_height), scale=1)
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                         clip=clip)["data"]
+        options = {"format": "png", **options}
+        data = self.call("Page.captureScreenshot", captureBeyondViewport=True, clip=clip,
+                         **options)["data"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
 

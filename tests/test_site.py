@@ -13,8 +13,8 @@ On every page, at both widths:
 At 1280 px also: no display equation wider than the text column, no figure wider than the
 column or shrunk so much that its labels become unreadable, and no code cell or output that
 scrolls sideways.  Chapter pages have their launch buttons (Colab, JupyterHub); the
-bibliography's labels read like the author–year citations.  A screenshot of every page at each
-width goes to ``_build/screenshots/``.
+bibliography's labels read like the author–year citations.  Screenshots go to
+``_build/screenshots/``: every page whole at 1280 px, its first screen at 390 px.
 
 Skipped when the site is not built or Chromium is missing, unless ``BOOK_REQUIRE_BROWSER=1``
 (``.ci/run`` sets it), which turns those skips into failures.  ``BOOK_SITE_HTML`` points the test
@@ -210,7 +210,9 @@ def test_page_reads_well(site, page, width):
     browser.viewport(width)
     browser.open(base + page)
     report = browser.evaluate(INSPECT)
-    browser.screenshot(SCREENSHOTS / str(width) / (page.replace("/", "_")[:-5] + ".png"))
+    # the whole page at 1280 px, the first screen at 390 px (a full capture costs seconds)
+    browser.screenshot(SCREENSHOTS / str(width) / (page.replace("/", "_")[:-5] + ".png"),
+                       max_height=16000 if width == 1280 else 900)
     problems = problems_on(report, page, width, browser, base)
     assert not problems, f"{page} at {width} px:\n  " + "\n  ".join(problems)
 
