@@ -181,10 +181,13 @@ def run_chapter(path: pathlib.Path) -> dict:
     return result
 
 
-def chapters(out: pathlib.Path, only: str | None, timeout: float = 600) -> list[dict]:
+def chapters(out: pathlib.Path, only: str | None, timeout: float = 600,
+             results: list | None = None, done_one=lambda: None) -> list[dict]:
+    """Each chapter in its own process; ``results`` grows by one entry per chapter and
+    ``done_one()`` is called after each (to write the tables so far)."""
     logs = out / "chapters"
     logs.mkdir(parents=True, exist_ok=True)
-    results = []
+    results = [] if results is None else results
     for path in chapter_notebooks():
         if only and not re.search(only, path.name):
             continue
@@ -209,6 +212,7 @@ def chapters(out: pathlib.Path, only: str | None, timeout: float = 600) -> list[
                           skipped=[])
         result["process_seconds"] = process
         results.append(result)
+        done_one()
         status = "ok" if not result.get("failed") else f"FAILED: {result['failed']['error']}"
         print(f"  {path.name:<36} {result.get('seconds', float('nan')):7.1f} s  {status[:120]}",
               flush=True)
@@ -501,8 +505,8 @@ def main() -> int:
         write()
     if "chapters" not in args.skip and (not args.cpu_smoke or args.chapters):
         print("(a) chapters", flush=True)
-        chapter_results = results["chapters"] = chapters(out, args.chapters,
-                                                         args.chapter_timeout)
+        chapter_results = results["chapters"] = []
+        chapters(out, args.chapters, args.chapter_timeout, chapter_results, write)
     print(write())
     failed = [r["chapter"] for r in chapter_results or [] if r.get("failed")]
     bad_step = step is not None and step.get("same_losses") is False
