@@ -12,7 +12,7 @@ On every page, at both widths:
   - a favicon is declared.
 At 1280 px also: no display equation wider than the text column, no figure wider than the
 column or shrunk so much that its labels become unreadable, and no code cell or output that
-scrolls sideways.  Chapter pages have their launch buttons (Colab, JupyterHub); the
+scrolls sideways (with every dropdown opened: solutions and hidden set-up cells too).  Chapter pages have their launch buttons (Colab, JupyterHub); the
 bibliography's labels read like the author–year citations.  Screenshots go to
 ``_build/screenshots/``: every page whole at 1280 px, its first screen at 390 px.
 
@@ -80,6 +80,13 @@ def site():
         server.shutdown()
         server.server_close()
 
+
+EXPAND = """(async () => {
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  document.querySelectorAll('.toggle-hidden').forEach(e => e.classList.remove('toggle-hidden'));
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+})()"""
+"""Open every dropdown (solutions, hidden inputs): what a reader can expand must fit too."""
 
 INSPECT = r"""(() => {
   const article = document.querySelector('article.bd-article') || document.querySelector('main')
@@ -209,6 +216,7 @@ def test_page_reads_well(site, page, width):
     browser, base = site
     browser.viewport(width)
     browser.open(base + page)
+    browser.evaluate(EXPAND)
     report = browser.evaluate(INSPECT)
     # the whole page at 1280 px, the first screen at 390 px (a full capture costs seconds)
     browser.screenshot(SCREENSHOTS / str(width) / (page.replace("/", "_")[:-5] + ".png"),
