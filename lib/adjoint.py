@@ -477,43 +477,44 @@ def seconds_per_call(fn: Callable, *args, repeat: int = 3, **kwargs) -> float:
 
 # --- the reversible gradient of a Hamiltonian network (chapter 5) ---------------------------------
 
-def reversible_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
-                        loss: str = "cross_entropy") -> Gradient:
-    """The DTO gradient of a Hamiltonian network without storing its states (the reversible
-    networks of Chang et al. 2018; Gomez et al. 2017): sweep forward keeping only
-    ``(z^K, p^K)``; then for ``k = K-1, ..., 0`` reconstruct ``(z^k, p^k)`` from
-    ``(z^(k+1), p^(k+1))`` with the exact inverse of layer ``k`` (:meth:`ODENet.inverse_step`),
-    recompute that one layer with autograd and backpropagate the costates through it:
-
-        (lambda_z^k, lambda_p^k, dE/dtheta^k)
-            = (d Phi_h(z^k, p^k; theta^k))^T (lambda_z^(k+1), lambda_p^(k+1)),
-
-    from ``lambda_z^K = dE/dz^K``, ``lambda_p^K = 0`` (the classifier reads ``z^K``).  Memory is
-    one layer's states and graph whatever ``K``; the result is the DTO gradient up to the
-    round-off of the reconstruction.  Needs a Hamiltonian network whose pair has an explicit
-    adjoint (symplectic Euler, Störmer--Verlet)."""
-    data_loss = _setup(net, x, y, loss)
+def _require_reversible(net: ODENet) -> None:
     if not net.is_hamiltonian or isinstance(net.tableau, ButcherTableau):
         raise ValueError(
             "reversible_gradient needs a Hamiltonian network stepped by a partitioned pair such "
-            f"as 'stormer_verlet' (its layers have an exact explicit inverse); net has the field "
-            f"{type(net.field).__name__} and method {net.tableau.name!r}: use dto_gradient or "
-            "otd_gradient")
+            "as 'stormer_verlet' (its layers have an exact explicit inverse); net has the field "
+            f"{type(net.field).__name__} and method {net.tableau.name!r}: use dto_gradient")
+
+
+def reversible_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                        loss: str = "cross_entropy") -> Gradient:
+    """The DTO gradient of a Hamiltonian network without storing its states (the
+    reversible networks of Chang et al. 2018; Gomez et al. 2017).  Sweep forward keeping
+    only ``(z^K, p^K)``.  Then for ``k = K-1, ..., 0`` reconstruct ``(z^k, p^k)`` with
+    the exact inverse of layer ``k`` (:meth:`ODENet.inverse_step`), recompute that layer
+    with autograd and backpropagate the adjoints ``(zbar, pbar)`` through it, from
+    ``zbar^K = dE/dz^K`` and ``pbar^K = 0`` (the classifier reads ``z^K``).  Memory: one
+    layer's states and graph, whatever ``K``.  The result is the DTO gradient up to the
+    round-off of the reconstruction.  Needs a pair with an explicit adjoint (symplectic
+    Euler, Störmer--Verlet)."""
+    data_loss = _setup(net, x, y, loss)
+    _require_reversible(net)
     with torch.no_grad():
         state = net.final_state(x)
-    lam_z, classifier = _terminal(net, state[0], y, data_loss)
-    lam = (lam_z, torch.zeros_like(lam_z))
-    stacks = {key: torch.empty_like(p)
-              for key, p in zip(layer_keys(net), net.field.stacks().values())}
+    zbar, classifier = _terminal(net, state[0], y, data_loss)
+    bars = (zbar, torch.zeros_like(zbar))
+    names = layer_keys(net)
+    stacks = {name: torch.empty_like(p)
+              for name, p in zip(names, net.field.stacks().values())}
     for k in range(net.depth - 1, -1, -1):
         theta = _layer(net, k)
         with torch.no_grad():
             state = net.inverse_step(k, state, theta)
         with torch.enable_grad():
             leaves = tuple(c.detach().requires_grad_(True) for c in state)
-            grads = torch.autograd.grad(net.step(k, leaves, theta), (*leaves, *theta), lam)
-        lam = grads[:2]
-        for stack, g in zip(stacks.values(), grads[2:]):
-            stack[k] = g
-    out = classifier | stacks
-    return {name: out[name] for name, _ in net.named_parameters()}
+            out = net.step(k, leaves, theta)
+            grads = torch.autograd.grad(out, (*leaves, *theta), bars)
+        bars = grads[:2]
+        for name, g in zip(names, grads[2:]):
+            stacks[name][k] = g
+    gradient = classifier | stacks
+    return {name: gradient[name] for name, _ in net.named_parameters()}

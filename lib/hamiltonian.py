@@ -37,7 +37,8 @@ from .tableaux import RK4, SYMPLECTIC_EULER_PZ
 
 __all__ = ["HamiltonianField", "GeneralHamiltonianField", "SecondOrderField", "CoupledField",
            "HAMILTONIAN_FIELDS", "theta_at", "theta_rate", "time_dependent", "EnergyRun",
-           "energy_run", "J_matrix", "symplectic_defect", "ExtendedRun", "extended_run",
+           "energy_run", "canonical_matrix", "symplectic_defect", "ExtendedRun", "extended_run",
+           "reconstruction_error", "parametric_oscillator", "nonseparable_example",
            "symplectic_euler_general"]
 
 
@@ -227,8 +228,9 @@ HAMILTONIAN_FIELDS: dict[str, type[HamiltonianField]] = {
 
 # --- time-dependent parameters --------------------------------------------------------------
 
-def _interpolation(field: VectorField, t: float, T: float):
-    """``(k, w)`` with ``t = (k + w) T / (K - 1)``, ``k`` clamped to ``0..K-2``."""
+def _interpolation(field: VectorField, t: float, T: float, piece: int | None):
+    """``(k, w)`` with ``t = (k + w) T / (K - 1)``: ``k`` the linear piece (clamped to
+    ``0..K-2``, or ``piece`` when given, so that a step can stay on one piece up to its end)."""
     K = field.layers
     if K < 2:
         raise ValueError(f"field must have at least two layers to interpolate, got {K}")
@@ -237,21 +239,23 @@ def _interpolation(field: VectorField, t: float, T: float):
     if isinstance(t, bool) or not isinstance(t, (int, float)):
         raise TypeError(f"t must be a Python number, got {type(t).__name__}")
     s = t / T * (K - 1)
-    k = min(max(int(math.floor(s)), 0), K - 2)
+    k = min(max(int(math.floor(s)), 0), K - 2) if piece is None else piece
     return k, s - k
 
 
-def theta_at(field: VectorField, t: float, T: float) -> tuple[torch.Tensor, ...]:
+def theta_at(field: VectorField, t: float, T: float, piece: int | None = None) -> tuple:
     """The parameters ``theta(t)`` of a continuous model through the layers of ``field``:
     linear between ``theta^k`` at ``t_k = k T / (K - 1)``, ``K = field.layers >= 2`` (with two
-    layers ``theta(t) = (1 - t/T) theta^0 + (t/T) theta^1``, smooth in ``t``)."""
-    k, w = _interpolation(field, t, T)
+    layers ``theta(t) = (1 - t/T) theta^0 + (t/T) theta^1``, smooth in ``t``).  ``piece``
+    chooses the linear piece ``[t_k, t_(k+1)]`` whose formula is used (default: the one that
+    contains ``t``)."""
+    k, w = _interpolation(field, t, T, piece)
     return tuple((1 - w) * a + w * b for a, b in zip(field.layer(k), field.layer(k + 1)))
 
 
-def theta_rate(field: VectorField, t: float, T: float) -> tuple[torch.Tensor, ...]:
-    """``d theta / dt`` of :func:`theta_at` (constant between the nodes ``t_k``)."""
-    k, _ = _interpolation(field, t, T)
+def theta_rate(field: VectorField, t: float, T: float, piece: int | None = None) -> tuple:
+    """``d theta / dt`` of :func:`theta_at` on its linear piece."""
+    k, _ = _interpolation(field, t, T, piece)
     rate = (field.layers - 1) / T
     return tuple(rate * (b - a) for a, b in zip(field.layer(k), field.layer(k + 1)))
 
@@ -294,16 +298,17 @@ def energy_run(field: HamiltonianField, theta, z0: torch.Tensor, p0: torch.Tenso
     return EnergyRun(t, Z, P, H - H[:1])
 
 
-def J_matrix(d: int, dtype=torch.float64, device=None) -> torch.Tensor:
-    """The canonical structure matrix ``J = [[0, I], [-I, 0]]`` of size ``2d`` (state
-    ``(z, p)``)."""
+def canonical_matrix(d: int, dtype=torch.float64, device=None) -> torch.Tensor:
+    """The canonical structure matrix ``[[0, I], [-I, 0]]`` of size ``2d`` (state ``(z, p)``;
+    the book writes it as a blackboard-bold J, since ``J`` is the Jacobian of the field)."""
     eye = torch.eye(d, dtype=dtype, device=device)
     zero = torch.zeros_like(eye)
     return torch.cat([torch.cat([zero, eye], 1), torch.cat([-eye, zero], 1)], 0)
 
 
 def symplectic_defect(step: Callable, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """``max |M^T J M - J|`` over the rows of ``(z, p)`` ``[n, d]``, where ``M`` is the Jacobian
+    """``max |M^T J M - J|`` (``J`` the :func:`canonical_matrix`) over the rows of ``(z, p)``
+    ``[n, d]``, where ``M`` is the Jacobian
     (by reverse-mode autodiff) of the map ``(z, p) -> step(z, p)`` at each row.  Zero in exact
     arithmetic exactly when the map is symplectic (Hairer, Lubich & Wanner, VI.2)."""
     if not (isinstance(z, torch.Tensor) and isinstance(p, torch.Tensor)) or z.shape != p.shape \
@@ -317,8 +322,25 @@ def symplectic_defect(step: Callable, z: torch.Tensor, p: torch.Tensor) -> torch
 
     with torch.no_grad():  # differentiates in (z, p) only, not in the field's parameters
         M = torch.func.vmap(torch.func.jacrev(joined))(torch.cat([z, p], -1))
-        J = J_matrix(d, z.dtype, z.device)
+        J = canonical_matrix(d, z.dtype, z.device)
         return (M.mT @ J @ M - J).abs().amax()
+
+
+def reconstruction_error(net, x: torch.Tensor) -> torch.Tensor:
+    """How well a Hamiltonian network run backwards recovers its input: the largest entry of
+    ``|Phi^(-1)(Phi(z^0, p^0)) - (z^0, p^0)|`` relative to the largest entry of the states
+    ``(z^k, p^k)`` the network passes through (the scale of the round-off it commits), for the
+    inputs ``x`` of ``net`` (an :class:`~lib.models.ODENet` with an invertible method, see
+    :meth:`~lib.models.ODENet.inverse`); one value per member ``[S]``, or 0-dim."""
+    if not getattr(net, "is_hamiltonian", False):
+        raise TypeError("net must be a Hamiltonian lib.models.ODENet")
+    with torch.no_grad():
+        states = net.trajectory(x)
+        d = net.width
+        back = torch.cat(net.inverse((states[-1, ..., :d], states[-1, ..., d:])), -1)
+        dims = tuple(range(-2, 0))
+        error = (back - states[0]).abs().amax(dims)
+        return error / states.abs().amax(0).amax(dims)
 
 
 # --- the non-autonomous case -----------------------------------------------------------------
@@ -338,19 +360,25 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
                  steps: int, tableau=RK4) -> ExtendedRun:
     """Solve the extended autonomous system of the non-autonomous ``H(t, z, p)`` with
     ``theta(t) = theta_at(field, t, T)`` on ``[0, T]`` (the talk's second reading): ``t' = 1``
-    and ``p_t' = -dH/dt`` (by autodiff in ``t``) beside ``(z, p)``, with ``steps`` steps of the
-    Runge--Kutta ``tableau`` on the state ``(z, p, p_t)`` (``dH/dt`` from
-    :meth:`HamiltonianField.energy_rate`).  Along the exact flow
-    ``K = H + p_t`` is constant while ``H`` changes by ``int dH/dt``."""
+    and ``p_t' = -dH/dt`` beside ``(z, p)``, with ``steps`` steps of the Runge--Kutta
+    ``tableau`` on the state ``(z, p, p_t)`` (``dH/dt`` from
+    :meth:`HamiltonianField.energy_rate`).  Along the exact flow ``K = H + p_t`` is constant
+    while ``H`` changes by ``int dH/dt``.  ``steps`` must be a multiple of ``layers - 1``, so
+    that each step lies on one linear piece of ``theta(t)``, where the field is smooth."""
     field._check_pair(z0, p0)
+    pieces = field.layers - 1
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or steps % pieces:
+        raise ValueError(f"steps must be a positive multiple of layers - 1 = {pieces} (one linear "
+                         f"piece of theta(t) per group of steps), got {steps!r}")
 
     def hamiltonian(t, z, p):
         return field.energy(z, p, theta_at(field, t, T))
 
     def f(k, t, y):
         z, p, _ = y
-        theta = theta_at(field, t, T)
-        dHdt = field.energy_rate(z, p, theta, theta_rate(field, t, T))
+        piece = k * pieces // steps
+        theta = theta_at(field, t, T, piece)
+        dHdt = field.energy_rate(z, p, theta, theta_rate(field, t, T, piece))
         return field.dz(p, theta), field.dp(z, theta), -dHdt
 
     with torch.no_grad():
@@ -360,6 +388,29 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
         t = torch.linspace(0, T, steps + 1, dtype=z0.dtype, device=z0.device)
         H = torch.stack([hamiltonian(float(tk), zk, pk) for tk, zk, pk in zip(t, Z, P)])
     return ExtendedRun(t, H, Pt, H + Pt)
+
+
+def parametric_oscillator(T: float, layers: int = 201, strength: float = 0.5) -> SecondOrderField:
+    """A non-autonomous example with resonance: the second-order field of width 1 with
+    ``sigma = id``, ``A^k = a(t_k)``, ``b^k = 0`` at ``t_k = k T / (layers - 1)``,
+    ``a(t)^2 = 1 + strength cos 2t``, so that with :func:`theta_at` it is
+    ``z'' = -a(t)^2 z`` (Mathieu's equation, sampled and interpolated linearly in ``a``), whose
+    energy ``H = p^2/2 + a(t)^2 z^2/2`` grows exponentially (parametric resonance)."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
+            or not 0 <= strength < 1:
+        raise ValueError(f"strength must be a number in [0, 1), got {strength!r}")
+    field = SecondOrderField(1, layers, "identity").double()
+    t = torch.linspace(0, T, layers, dtype=torch.float64)
+    with torch.no_grad():
+        field.A.copy_(torch.sqrt(1 + strength * torch.cos(2 * t)).view(-1, 1, 1))
+        field.b.zero_()
+    return field
+
+
+def nonseparable_example(t: float, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``H(t, z, p) = (|z|^2 + |p|^2)/2 + sin(3t) sum_i z_i p_(i-1)``, per row: a Hamiltonian whose
+    z--p coupling ``d^2H/dz dp`` changes with time (the counterexample of chapter 5)."""
+    return 0.5 * (z.square() + p.square()).sum(-1) + math.sin(3 * t) * (z * p.roll(1, -1)).sum(-1)
 
 
 def symplectic_euler_general(H: Callable, t: float, z: torch.Tensor, p: torch.Tensor, h: float,

@@ -138,27 +138,28 @@ def _step(f: Field, t: float, z, h: float, tableau: ButcherTableau, combine=weig
 
 def partitioned_step(f: Separable, t: float, state: tuple, h: float,
                      pair: PartitionedTableau, times: tuple) -> tuple:
-    """One step of the explicit pair for ``z' = F(t, p)``, ``p' = G(t, z)`` with the slope
-    times ``times = pair.slope_times(...)``: the stages in the order ``pair.schedule``; a
-    stage equal to an earlier one (same row, same time) is not computed again."""
+    """One step of the explicit pair for ``z' = F(t, p)``, ``p' = G(t, z)`` with the
+    slope times ``times = pair.slope_times(...)``: the stages in the order
+    ``pair.schedule``; a stage equal to an earlier one (same row, same time) is computed
+    once.  ``dZ[i] = F(P_i)`` and ``dP[i] = G(Z_i)`` are the stage derivatives."""
     (z, p), s = state, pair.stages
     (tau, tauhat), (first_z, first_p) = times, pair.first_equal_stage
-    Z, P, k, l = [None] * s, [None] * s, [None] * s, [None] * s
+    Z, P, dZ, dP = [None] * s, [None] * s, [None] * s, [None] * s
     for part, i in pair.schedule:
-        if part == "z":  # Z_i = z + h sum_j a_ij k_j, then l_i = G(t + tauhat_i h, Z_i)
+        if part == "z":  # Z_i = z + h sum_j a_ij dZ_j; dP_i = G(t + tauhat_i h, Z_i)
             j = first_z[i]
-            Z[i] = Z[j] if j < i else weighted_sum(z, k, pair.z.a[i], h)
+            Z[i] = Z[j] if j < i else weighted_sum(z, dZ, pair.z.a[i], h)
             reuse = j < i and tauhat[j] == tauhat[i]
-            l[i] = l[j] if reuse else f.dp(t + tauhat[i] * h, Z[i])
-        else:  # P_i = p + h sum_j ahat_ij l_j, then k_i = F(t + tau_i h, P_i)
+            dP[i] = dP[j] if reuse else f.dp(t + tauhat[i] * h, Z[i])
+        else:  # P_i = p + h sum_j ahat_ij dP_j; dZ_i = F(t + tau_i h, P_i)
             j = first_p[i]
-            P[i] = P[j] if j < i else weighted_sum(p, l, pair.p.a[i], h)
+            P[i] = P[j] if j < i else weighted_sum(p, dP, pair.p.a[i], h)
             reuse = j < i and tau[j] == tau[i]
-            k[i] = k[j] if reuse else f.dz(t + tau[i] * h, P[i])
+            dZ[i] = dZ[j] if reuse else f.dz(t + tau[i] * h, P[i])
     last = s - 1  # a tableau whose weights are its last row ends on that stage
-    z_next = Z[last] if pair.z.b == pair.z.a[last] else weighted_sum(z, k, pair.z.b, h)
-    p_next = P[last] if pair.p.b == pair.p.a[last] else weighted_sum(p, l, pair.p.b, h)
-    return z_next, p_next
+    z_end = Z[last] if pair.z.b == pair.z.a[last] else weighted_sum(z, dZ, pair.z.b, h)
+    p_end = P[last] if pair.p.b == pair.p.a[last] else weighted_sum(p, dP, pair.p.b, h)
+    return z_end, p_end
 
 
 def rk_solve(f, z0, h: float, steps: int, tableau, t0: float = 0.0,

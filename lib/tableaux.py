@@ -256,8 +256,8 @@ def _stage_schedule(z: ButcherTableau, p: ButcherTableau):
     """An order in which the stages of the pair ``(z, p)`` can be computed one after the other on
     a separable field, or ``None`` when there is none (the pair is implicit).
 
-    ``Z_i`` needs ``P_j`` (through the slope ``k_j = F(P_j)``) whenever ``a_ij != 0``, and ``P_i``
-    needs ``Z_j`` (through ``l_j = G(Z_j)``) whenever ``ahat_ij != 0``; the pair is explicit iff
+    ``Z_i`` needs ``P_j`` (through ``dZ_j = F(P_j)``) whenever ``a_ij != 0``, and ``P_i`` needs
+    ``Z_j`` (through ``dP_j = G(Z_j)``) whenever ``ahat_ij != 0``; the pair is explicit iff
     this dependency graph is acyclic.  Ties are broken by stage index, ``z`` first."""
     s = z.stages
     needs = {("z", i): {("p", j) for j in range(s) if z.a[i][j] != 0.0} for i in range(s)}
@@ -292,8 +292,8 @@ class PartitionedTableau:
     """A partitioned Runge--Kutta method for ``z' = F(t, p)``, ``p' = G(t, z)``: the tableau
     ``z = (a, beta, c)`` steps ``z`` and ``p = (ahat, betahat, chat)`` steps ``p``:
 
-        Z_i = z + h sum_j a_ij k_j,      k_i = F(P_i),      z_next = z + h sum_i beta_i k_i,
-        P_i = p + h sum_j ahat_ij l_j,   l_i = G(Z_i),      p_next = p + h sum_i betahat_i l_i
+        Z_i = z + h sum_j a_ij dZ_j,     dZ_i = F(P_i),     z_next = z + h sum_i beta_i dZ_i,
+        P_i = p + h sum_j ahat_ij dP_j,  dP_i = G(Z_i),     p_next = p + h sum_i betahat_i dP_i
 
     (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, II.2.2; Sanz-Serna & Calvo 1994).
     Both tableaux must have the same number of stages.  A pair can be explicit on a separable
@@ -376,9 +376,9 @@ class PartitionedTableau:
         return self._adjoint
 
     def slope_times(self, times: str = "argument") -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """The relative times ``(tau_i, tauhat_i)`` at which a step evaluates the slopes
-        ``k_i = F(t + tau_i h, P_i)`` and ``l_i = G(t + tauhat_i h, Z_i)`` of a non-autonomous
-        field:
+        """The relative times ``(tau_i, tauhat_i)`` at which a step evaluates the stage
+        derivatives ``dZ_i = F(t + tau_i h, P_i)`` and ``dP_i = G(t + tauhat_i h, Z_i)`` of a
+        non-autonomous field:
 
         - ``"argument"`` (default): each slope at the node of the stage it reads, ``tau = chat``,
           ``tauhat = c`` (Störmer--Verlet is then Strang splitting: kick at ``t``, drift at

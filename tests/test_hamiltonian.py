@@ -14,6 +14,7 @@ from lib import adjoint, stability
 from lib.data import make_dataset
 from lib.deep_limit import feature_convergence, observed_order, refine
 from lib.fields import ResNetField
+from lib.hamiltonian import reconstruction_error as ham_reconstruction_error
 from lib.hamiltonian import (CoupledField, GeneralHamiltonianField, HamiltonianField,
                              SecondOrderField, energy_run, extended_run,
                              symplectic_defect, symplectic_euler_general, theta_at, theta_rate,
@@ -403,3 +404,15 @@ def test_hamiltonian_figures_are_labelled():
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel()
         plt.close(fig)
+
+
+def test_reconstruction_error_is_relative_round_off_per_member():
+    x, _ = data()
+    net = ODENet(width=3, depth=50, T=5.0, field=CoupledField, method="stormer_verlet",
+                 seed=[0, 1, 2])
+    error = ham_reconstruction_error(net, x.float())
+    assert error.shape == (3,) and (error <= 64 * torch.finfo(torch.float32).eps).all()
+    single = net.member(1).double()
+    assert ham_reconstruction_error(single, x) <= 64 * torch.finfo(DT).eps
+    with pytest.raises(TypeError, match="Hamiltonian"):
+        ham_reconstruction_error(ODENet(width=3, depth=2), x.float())
