@@ -1,11 +1,15 @@
 """Peak memory and time per gradient: DTO, checkpointed DTO, OTD with the symplectic partner,
-the black-box backsolve, and ``torchdiffeq.odeint_adjoint`` (issue 3, chapter 2).
+the black-box backsolve, and ``torchdiffeq.odeint_adjoint`` (issue 3, chapter 2); and, for a
+Hamiltonian network, DTO against the reversible gradient, which stores no states (chapter 5).
 
 The network is :func:`lib.adjoint.smooth_network`: width ``d``, ``K`` layers of
 ``z' = tanh(A(t) z + b(t))`` on ``[0, T]``, float64, the ``donut2d`` data (``n`` points) lifted to
 width ``d``.  The method defaults to ``rk38``, the four-stage fourth-order 3/8 rule, which is
 torchdiffeq's fixed-grid ``"rk4"``, so that all five methods differentiate the same network
 (classic RK4 costs the same: pass ``--method rk4`` to time the four lib methods with it).
+The Hamiltonian rows (``dto_hamiltonian``, ``reversible``) use the same construction with the
+second-order field :class:`lib.hamiltonian.SecondOrderField` (``z'' = -A^T tanh(A z + b)``, the
+leapfrog network) under Störmer--Verlet, and are compared with ``dto_hamiltonian``.
 
 Each (K, method) is measured in two fresh subprocesses, one thread each, which build the
 network and warm up on a two-layer copy first:
@@ -28,6 +32,7 @@ network and warm up on a two-layer copy first:
     python benchmarks/gradient_memory.py --n 1024 --depths 100 1000      # what fits a small machine
     python benchmarks/gradient_memory.py --quick                          # smoke run
     python benchmarks/gradient_memory.py --tensors --write-appendix cpu   # table into the book
+    python benchmarks/gradient_memory.py --methods reversible             # the Hamiltonian rows
 
 ``--write-appendix NAME`` replaces the block between ``<!-- gradient_memory:NAME:begin -->`` and
 ``<!-- gradient_memory:NAME:end -->`` in ``book/appendix_gradient_costs.md`` with this run's
@@ -44,7 +49,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -57,20 +61,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from lib import adjoint, claims  # noqa: E402
 from lib.data import make_dataset  # noqa: E402
-from step_time import cpu_model  # noqa: E402
+from lib.hamiltonian import SecondOrderField  # noqa: E402
+from benchmarks._common import cpu_model, write_block  # noqa: E402
 
 APPENDIX = ROOT / "book" / "appendix_gradient_costs.md"
 ROUNDOFF_ULPS = 64
 """The bound, in units of the working precision, that OTD with the partner must meet."""
 
-METHODS = ["dto", "checkpointed_dto", "otd_partner", "backsolve", "torchdiffeq_adjoint"]
+HAMILTONIAN = {"dto_hamiltonian": adjoint.dto_gradient, "reversible": adjoint.reversible_gradient}
+"""The methods measured on the Hamiltonian network, each against ``dto_hamiltonian``."""
+METHODS = ["dto", "checkpointed_dto", "otd_partner", "backsolve", "torchdiffeq_adjoint",
+           *HAMILTONIAN]
 MiB = 2 ** 20
 
 
-def problem(args, depth):
+def problem(args, depth, method="dto"):
     device = torch.device(args.device)
-    net = adjoint.smooth_network(width=args.width, depth=depth, T=args.T, method=args.method,
-                                 seed=0, device=device)
+    hamiltonian = dict(method="stormer_verlet", field=SecondOrderField) \
+        if method in HAMILTONIAN else dict(method=args.method)
+    net = adjoint.smooth_network(width=args.width, depth=depth, T=args.T, seed=0, device=device,
+                                 **hamiltonian)
     x, y = make_dataset("donut2d", args.n, seed=0, dtype=torch.float64)
     return net, x.to(device), y.to(device)
 
@@ -81,10 +91,10 @@ def worker(args) -> None:
     import psutil
 
     torch.set_num_threads(1)
-    gradient = adjoint.GRADIENTS[args.worker]
-    small, xs, ys = problem(args, 2)
+    gradient = HAMILTONIAN.get(args.worker) or adjoint.GRADIENTS[args.worker]
+    small, xs, ys = problem(args, 2, args.worker)
     gradient(small, xs, ys)  # warm-up: lazy initialisation outside the measurement
-    net, x, y = problem(args, args.depth)
+    net, x, y = problem(args, args.depth, args.worker)
     if not args.save:
         print(json.dumps({"seconds": adjoint.seconds_per_call(gradient, net, x, y, repeat=args.repeat)}))
         return
@@ -110,26 +120,21 @@ def worker(args) -> None:
 def difference_text(method: str, g: dict, reference: dict) -> str:
     """The last column: how ``g`` compares with the DTO gradient ``reference``, printed by the
     kind of number it is (the partner's difference is checked against its round-off bound)."""
-    if method == "dto":
+    if method in ("dto", "dto_hamiltonian"):
         return "0 (reference)"
     diff = adjoint.relative_difference(g, reference)
     if method == "checkpointed_dto" and all(torch.equal(g[k], reference[k]) for k in reference):
         return "0 (bitwise)"
-    if method == "otd_partner":
-        return claims.roundoff("OTD with the partner is DTO (benchmark)", diff, ROUNDOFF_ULPS)
+    if method in ("otd_partner", "reversible"):
+        return claims.roundoff(f"{method} is DTO (benchmark)", diff, ROUNDOFF_ULPS)
     if diff <= ROUNDOFF_ULPS * claims.epsilon():
         return f"≤ {ROUNDOFF_ULPS} ε (round-off level)"
     return f"{diff:.1e}"
 
 
 def write_appendix(name: str, block: str) -> None:
-    """Replace the block ``name`` of the appendix page with ``block``."""
-    begin, end = f"<!-- gradient_memory:{name}:begin -->", f"<!-- gradient_memory:{name}:end -->"
-    text = APPENDIX.read_text()
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{APPENDIX} has no {begin} ... {end} block")
-    APPENDIX.write_text(pattern.sub(lambda _: f"{begin}\n{block}\n{end}", text, count=1))
+    """Replace the block ``gradient_memory:name`` of the appendix page with ``block``."""
+    write_block(APPENDIX, f"gradient_memory:{name}", block)
 
 
 def run_worker(args, method, depth, save=None):
@@ -181,21 +186,24 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for depth in args.depths:
-            methods = ["dto"] + [m for m in args.methods if m != "dto"]
-            rows = {}
+            rk = [m for m in args.methods if m not in HAMILTONIAN]
+            methods = ["dto"] + [m for m in rk if m != "dto"] if rk else []
+            methods += list(HAMILTONIAN) if len(rk) < len(args.methods) else []
+            rows, references = {}, {}
             for method in methods:
                 if method == "torchdiffeq_adjoint" and depth > args.torchdiffeq_max_depth:
                     continue
                 save = os.path.join(tmp, f"{method}_{depth}.pt")
                 rows[method] = run_worker(args, method, depth, save) | run_worker(args, method, depth)
                 g = torch.load(save)
-                if method == "dto":
-                    reference = g
-                r, d = rows[method], rows["dto"]
+                base = "dto_hamiltonian" if method in HAMILTONIAN else "dto"
+                if method == base:
+                    references[base] = g
+                r, d = rows[method], rows[base]
                 line = (f"| {depth} | {method} | {r['seconds']:.3f} | {r['seconds'] / d['seconds']:.2f} | "
                         f"{r['peak'] / MiB:.1f} | {r['peak'] / d['peak']:.3f} |")
                 line += f" {r['tensors'] / MiB:.1f} |" if args.tensors else ""
-                lines.append(line + f" {difference_text(method, g, reference)} |")
+                lines.append(line + f" {difference_text(method, g, references[base])} |")
                 print(lines[-1], flush=True)
     if args.note:
         lines += ["", args.note]

@@ -1,11 +1,14 @@
 """The library behind the book *Structure-preserving deep learning*.
 
 One module per idea of the talk (B. Owren, LMS-Bath 2020):
-``data`` (toy problems), ``tableaux`` (Runge--Kutta methods as validated data, symplectic
-partners), ``integrators`` (explicit RK steps and solves), ``activations`` (sigma and its
+``data`` (toy problems), ``tableaux`` (Runge--Kutta methods and partitioned pairs such as
+Störmer--Verlet as validated data, symplectic partners), ``integrators`` (explicit RK and
+partitioned steps and solves, for a tensor or a tuple state), ``activations`` (sigma and its
 antiderivative gamma), ``fields`` (vector fields f(z; theta) with per-layer parameters),
-``models`` (the ODE network, with members for several seeds), ``train`` (full-batch training),
-``adjoint`` (gradients: DTO, OTD, backsolve, checkpointing), ``stability`` (eigenvalues,
+``hamiltonian`` (Hamiltonian fields H = T(p) + V(z), energy, symplecticity, the extended phase
+space), ``models`` (the ODE network, with members for several seeds; Hamiltonian networks with
+state (z, p) and their exact inverse), ``train`` (full-batch training), ``adjoint``
+(gradients: DTO, OTD, backsolve, checkpointing, reversible), ``stability`` (eigenvalues,
 logarithmic norms, one-sided Lipschitz constants), ``deep_limit`` (refinement and convergence
 orders), ``experiments`` (training outcomes over several seeds), ``claims`` (the checks behind
 the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``

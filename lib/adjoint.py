@@ -64,6 +64,15 @@ def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch
     return LOSSES[loss]
 
 
+def _require_tensor_state(net: ODENet, name: str) -> None:
+    """Refuse a Hamiltonian network (state ``(z, p)``) in a method written for a tensor state."""
+    if net.is_hamiltonian:
+        raise ValueError(
+            f"{name} sweeps a tensor state stepped by a Runge--Kutta tableau; net is a Hamiltonian "
+            f"network (state (z, p), method {net.tableau.name!r}): use dto_gradient, or "
+            "reversible_gradient, which stores no states")
+
+
 def _layer(net: ODENet, k: int) -> tuple[torch.Tensor, ...]:
     """The parameters ``theta^k`` of layer ``k`` as fresh leaves (the sweeps differentiate by hand)."""
     return tuple(p.detach().requires_grad_(True) for p in net.field.layer(k))
@@ -172,6 +181,7 @@ def checkpointed_dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     The same operations run in the same order, so the gradient is bitwise the DTO gradient;
     memory is about ``K / segment`` states plus one segment's graph."""
     data_loss = _setup(net, x, y, loss)
+    _require_tensor_state(net, "checkpointed_dto_gradient")
     K = net.depth
     segment = math.ceil(math.sqrt(K)) if segment is None else segment
     if not isinstance(segment, int) or isinstance(segment, bool) or segment < 1:
@@ -219,6 +229,7 @@ def _otd_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, adjoint_tableau, l
     """:func:`otd_gradient`'s sweep: the gradient and, with ``keep_costates``, the costates
     ``[p^0, ..., p^K]`` of the backward sweep (else ``None``)."""
     data_loss = _setup(net, x, y, loss)
+    _require_tensor_state(net, "otd_gradient")
     forward = net.tableau
     adjoint = symplectic_partner(forward) if adjoint_tableau is None else get_tableau(adjoint_tableau)
     h = net.h
@@ -267,6 +278,7 @@ def backward_states(net: ODENet, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
     """The forward states ``[z^0..z^K]`` and the states ``[zhat^0..zhat^K]`` that the black-box
     adjoint reconstructs by integrating ``z' = f(z; theta^k)`` backwards from ``zhat^K = z^K``
     with ``net.tableau`` and step ``-h`` (Chen et al. 2018).  Both ``[K+1, n, width]``."""
+    _require_tensor_state(net, "backward_states")
     with torch.no_grad():
         states = net.trajectory(x)
         thetas = net.field.thetas()
@@ -298,6 +310,7 @@ def _backsolve_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, loss: str,
     """:func:`backsolve_gradient`'s sweep: the gradient and, with ``keep_costates``, the
     costates ``[p^0, ..., p^K]`` it computes along the reconstructed states (else ``None``)."""
     data_loss = _setup(net, x, y, loss)
+    _require_tensor_state(net, "backsolve_gradient")
     with torch.no_grad():
         z = net.features(x)
     p, classifier = _terminal(net, z, y, data_loss)
@@ -349,6 +362,7 @@ def torchdiffeq_adjoint_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     import torchdiffeq
 
     data_loss = _setup(net, x, y, loss)
+    _require_tensor_state(net, "torchdiffeq_adjoint_gradient")
     names = {(t.a, t.b, t.c): name for name, t in METHODS.items()}
     method = _TORCHDIFFEQ_METHODS.get(names.get((net.tableau.a, net.tableau.b, net.tableau.c)))
     if method is None:
@@ -398,7 +412,7 @@ def layer_keys(net: ODENet) -> list[str]:
 
 def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4",
                    activation: str = "tanh", contraction: float = 0.0, seed: int = 0,
-                   dtype: torch.dtype = torch.float64, device=None) -> ODENet:
+                   dtype: torch.dtype = torch.float64, device=None, field="resnet") -> ODENet:
     """An :class:`ODENet` whose layers sample one continuous ``theta(t)``:
 
         A(t) = (1 - t/T) A_a + (t/T) A_b - contraction I,   b(t) = (1 - t/T) b_a + (t/T) b_b,
@@ -408,16 +422,23 @@ def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4"
     Networks of different depths are then discretisations of the same continuous problem,
     which is what convergence in ``h`` needs.  For ``contraction > 0`` the field is contractive
     where ``sigma' ~ 1`` (the identity activation: everywhere once ``contraction`` exceeds the
-    largest eigenvalue of the symmetric part of ``A``)."""
-    net = ODENet(width=width, depth=depth, T=T, method=method, activation=activation, seed=seed)
-    reference = ODENet(width=width, depth=2, activation=activation, seed=seed)
+    largest eigenvalue of the symmetric part of ``A``).  ``field`` is passed to :class:`ODENet`
+    (e.g. :class:`~lib.hamiltonian.SecondOrderField` with ``method="stormer_verlet"``); every
+    stacked parameter is interpolated the same way."""
+    net = ODENet(width=width, depth=depth, T=T, method=method, activation=activation,
+                 field=field, seed=seed)
+    reference = ODENet(width=width, depth=2, activation=activation, field=field, seed=seed)
+    if contraction != 0.0 and "A" not in net.field.stacks():
+        raise ValueError(f"contraction needs a field with a matrix A; {type(net.field).__name__} "
+                         f"has {list(net.field.stacks())}")
     s = torch.arange(depth, dtype=torch.float64) * net.h / net.T
     with torch.no_grad():
         for theta, ends in zip(net.field.stacks().values(), reference.field.stacks().values()):
             ends = ends.double()
             shape = (depth,) + (1,) * (ends.dim() - 1)
             theta.copy_((1 - s.view(shape)) * ends[0] + s.view(shape) * ends[1])
-        net.field.A.sub_(contraction * torch.eye(width))
+        if contraction != 0.0:
+            net.field.A.sub_(contraction * torch.eye(width))
         for name, param in reference.classifier.named_parameters():
             getattr(net.classifier, name).copy_(param)
     return net.to(device=device, dtype=dtype)
@@ -581,3 +602,48 @@ def bilinear_invariant(net: ODENet, x: torch.Tensor, y: torch.Tensor, dz0: torch
     exactly, step by step, and that is why OTD with the partner is DTO (Sanz-Serna 2016, section
     3); other adjoint methods conserve it only to ``O(h^q)``."""
     return (costates(net, x, y, adjoint, loss) * tangents(net, x, dz0)).flatten(1).sum(1)
+
+
+# --- the reversible gradient of a Hamiltonian network (chapter 5) ---------------------------------
+
+def _require_reversible(net: ODENet) -> None:
+    if not net.is_hamiltonian or isinstance(net.tableau, ButcherTableau):
+        raise ValueError(
+            "reversible_gradient needs a Hamiltonian network stepped by a partitioned pair such "
+            "as 'stormer_verlet' (its layers have an exact explicit inverse); net has the field "
+            f"{type(net.field).__name__} and method {net.tableau.name!r}: use dto_gradient")
+
+
+def reversible_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
+                        loss: str = "cross_entropy") -> Gradient:
+    """The DTO gradient of a Hamiltonian network without storing its states (the
+    reversible networks of Chang et al. 2018; Gomez et al. 2017).  Sweep forward keeping
+    only ``(z^K, p^K)``.  Then for ``k = K-1, ..., 0`` reconstruct ``(z^k, p^k)`` with
+    the exact inverse of layer ``k`` (:meth:`ODENet.inverse_step`), recompute that layer
+    with autograd and backpropagate the adjoints ``(zbar, pbar)`` through it, from
+    ``zbar^K = dE/dz^K`` and ``pbar^K = 0`` (the classifier reads ``z^K``).  Memory: one
+    layer's states and graph, whatever ``K``.  The result is the DTO gradient up to the
+    round-off of the reconstruction.  Needs a pair with an explicit adjoint (symplectic
+    Euler, Störmer--Verlet)."""
+    data_loss = _setup(net, x, y, loss)
+    _require_reversible(net)
+    with torch.no_grad():
+        state = net.final_state(x)
+    zbar, classifier = _terminal(net, state[0], y, data_loss)
+    bars = (zbar, torch.zeros_like(zbar))
+    names = layer_keys(net)
+    stacks = {name: torch.empty_like(p)
+              for name, p in zip(names, net.field.stacks().values())}
+    for k in range(net.depth - 1, -1, -1):
+        theta = _layer(net, k)
+        with torch.no_grad():
+            state = net.inverse_step(k, state, theta)
+        with torch.enable_grad():
+            leaves = tuple(c.detach().requires_grad_(True) for c in state)
+            out = net.step(k, leaves, theta)
+            grads = torch.autograd.grad(out, (*leaves, *theta), bars)
+        bars = grads[:2]
+        for name, g in zip(names, grads[2:]):
+            stacks[name][k] = g
+    gradient = classifier | stacks
+    return {name: gradient[name] for name, _ in net.named_parameters()}

@@ -13,19 +13,27 @@ Built from a list of seeds instead of one seed, a network holds ``S`` *members*,
 the network that seed alone would give, and computes all of them at once (states
 ``[S, n, d]``, batched products): training outcomes over several seeds cost little more than
 one.  :meth:`ODENet.member` takes one out.
+
+With a :class:`~lib.hamiltonian.HamiltonianField` the state is the pair ``(z, p)``: the lift gives
+``(z^0, p^0) = (lift(x), 0)``, each layer is one step of a partitioned method
+(:class:`~lib.tableaux.PartitionedTableau`, e.g. Störmer--Verlet) or of a Runge--Kutta tableau on
+the pair, and the classifier reads ``z^K`` (Chang et al. 2018; Celledoni et al. 2021, section 3).
+Such a network has an exact explicit inverse (:meth:`ODENet.inverse`).
 """
 from __future__ import annotations
 
 import copy
 import math
+from functools import partial
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from .fields import VectorField, affine, draw_normal, make_field, member_generators, positive_int
-from .integrators import require_explicit, rk_solve
-from .tableaux import get_tableau
+from .hamiltonian import HamiltonianField
+from .integrators import Separable, require_explicit, require_explicit_pair, rk_solve, rk_step
+from .tableaux import PartitionedTableau, get_method
 
 __all__ = ["Classifier", "ODENet"]
 
@@ -85,11 +93,14 @@ class ODENet(nn.Module):
     width: the feature dimension ``d`` (inputs are zero-padded from ``in_features`` to ``d``).
     depth: the number of layers ``K``.
     T: the final time; the step is ``h = T / K``.  ``None`` (default) means ``h = 1``, the ResNet.
-    method: a tableau or its name in :data:`lib.tableaux.METHODS` (explicit only).
+    method: a tableau or its name in :data:`lib.tableaux.METHODS` (explicit only), or, for a
+        Hamiltonian field, an explicit pair or its name in :data:`lib.tableaux.PAIRS`
+        (``"stormer_verlet"``, ``"symplectic_euler"``); kept as ``net.tableau``.
     activation: a name in :data:`lib.activations.ACTIVATIONS`.
-    field: a name in :data:`lib.fields.FIELDS`, or a :class:`~lib.fields.VectorField` object
-        (its own width, layers and members are then the network's; ``width``, ``depth`` and
-        ``activation`` must be left out or agree).
+    field: a name in :data:`lib.fields.FIELDS`; a :class:`~lib.fields.VectorField` subclass
+        (e.g. :class:`~lib.hamiltonian.SecondOrderField`), built here like a named field; or a
+        :class:`~lib.fields.VectorField` object (its own width, layers and members are then the
+        network's; ``width``, ``depth`` and ``activation`` must be left out or agree).
     classes: number of classes (2: one logit and a sigmoid; more: softmax).
     seed: an int seeds the initial parameters, so equal arguments give equal networks; a
         sequence of ints gives one member per seed (see the module docstring).
@@ -112,12 +123,14 @@ class ODENet(nn.Module):
                 raise ValueError(f"the field has members={field.members} but seed gives "
                                  f"{None if self.seeds is None else len(self.seeds)}")
             self.field = field
-        elif isinstance(field, str):
-            self.field = make_field(field, positive_int(2 if width is None else width, "width"),
-                                    positive_int(10 if depth is None else depth, "depth"),
-                                    "tanh" if activation is None else activation, member_gens)
+        elif isinstance(field, str) or (isinstance(field, type) and issubclass(field, VectorField)):
+            build = partial(make_field, field) if isinstance(field, str) else field
+            self.field = build(positive_int(2 if width is None else width, "width"),
+                               positive_int(10 if depth is None else depth, "depth"),
+                               "tanh" if activation is None else activation, generator=member_gens)
         else:
-            raise TypeError(f"field must be a name or a VectorField, got {type(field).__name__}")
+            raise TypeError(f"field must be a name or a VectorField (an object, or a subclass to "
+                            f"build), got {type(field).__name__}")
         self.depth = self.field.layers
         self.in_features = positive_int(in_features, "in_features")
         if self.width < in_features:
@@ -128,12 +141,30 @@ class ODENet(nn.Module):
             raise ValueError(f"T must be a positive finite number or None (h = 1), got {T!r}")
         self.T = float(self.depth if T is None else T)
         self.h = self.T / self.depth
-        self.tableau = require_explicit(get_tableau(method))
+        self.tableau = self._method(method)
         self.classifier = Classifier(self.width, classes, generator=member_gens)
+
+    def _method(self, method) -> object:
+        method = get_method(method)
+        if isinstance(method, PartitionedTableau):
+            if not self.is_hamiltonian:
+                raise TypeError(
+                    f"method {method.name!r} is a partitioned pair, which steps a state (z, p) of "
+                    f"a separable Hamiltonian field; the field {type(self.field).__name__} is not "
+                    "one: use a field of lib.hamiltonian (e.g. SecondOrderField) or a Runge--Kutta "
+                    "tableau such as 'rk4'")
+            return require_explicit_pair(method)
+        return require_explicit(method)
 
     @property
     def width(self) -> int:
         return self.field.width
+
+    @property
+    def is_hamiltonian(self) -> bool:
+        """True when the field is a :class:`~lib.hamiltonian.HamiltonianField`: the state is then
+        the pair ``(z, p)``."""
+        return isinstance(self.field, HamiltonianField)
 
     @property
     def members(self) -> int | None:
@@ -151,9 +182,11 @@ class ODENet(nn.Module):
         single.seeds = None
         return single
 
-    def lift(self, x: torch.Tensor) -> torch.Tensor:
+    def lift(self, x: torch.Tensor):
         """Zero-pad inputs ``[n, in_features]`` to features ``[n, width]``; with members, inputs
-        ``[S, n, in_features]`` (one data set per member) or ``[n, in_features]`` (shared)."""
+        ``[S, n, in_features]`` (one data set per member) or ``[n, in_features]`` (shared).  For a
+        Hamiltonian network the state ``(z^0, p^0)`` with ``p^0 = 0`` (the network starts at rest:
+        for the second-order model ``z^(-1) = z^0``, as in Chang et al. 2018)."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
         S = self.members
@@ -163,20 +196,77 @@ class ODENet(nn.Module):
         if (x.dim() != (2 if S is None else 3) or x.shape[-1] != self.in_features
                 or (S is not None and x.shape[0] != S)):
             raise ValueError(f"x must have shape {shapes}, got {list(x.shape)}")
-        return nn.functional.pad(x, (0, self.width - self.in_features))
+        z0 = nn.functional.pad(x, (0, self.width - self.in_features))
+        return (z0, torch.zeros_like(z0)) if self.is_hamiltonian else z0
 
-    def _solve(self, x: torch.Tensor, trajectory: bool) -> torch.Tensor:
-        thetas = self.field.thetas()
-        return rk_solve(lambda k, t, z: self.field(z, thetas[k]), self.lift(x), self.h,
+    def _layer_field(self, thetas):
+        """The field of a solve, ``f(k, t, state)`` with ``theta^k = thetas[k]``."""
+        if self.is_hamiltonian:
+            return Separable(lambda k, t, p: self.field.dz(p, thetas[k]),
+                             lambda k, t, z: self.field.dp(z, thetas[k]))
+        return lambda k, t, z: self.field(z, thetas[k])
+
+    def _solve(self, x: torch.Tensor, trajectory: bool):
+        return rk_solve(self._layer_field(self.field.thetas()), self.lift(x), self.h,
                         self.depth, self.tableau, trajectory=trajectory)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The final features ``z^K``, shape ``[(S,) n, width]``."""
+        """The final features ``z^K`` the classifier reads, shape ``[(S,) n, width]``."""
+        out = self._solve(x, trajectory=False)
+        return out[0] if self.is_hamiltonian else out
+
+    def final_state(self, x: torch.Tensor):
+        """The final state: ``z^K``, or for a Hamiltonian network the pair ``(z^K, p^K)``."""
         return self._solve(x, trajectory=False)
 
     def trajectory(self, x: torch.Tensor) -> torch.Tensor:
-        """The states of all layers ``[z^0, ..., z^K]``, shape ``[K+1, (S,) n, width]``."""
-        return self._solve(x, trajectory=True)
+        """The states of all layers ``[z^0, ..., z^K]``, shape ``[K+1, (S,) n, width]``.  For a
+        Hamiltonian network the phase-space states ``(z^k, p^k)`` joined along the last axis,
+        ``[K+1, (S,) n, 2 width]`` (``z^k`` first), the states its field acts on."""
+        out = self._solve(x, trajectory=True)
+        return torch.cat(out, -1) if self.is_hamiltonian else out
+
+    def _layer_map(self, k: int, theta, inverse: bool):
+        if theta is None:
+            theta = self.field.layer(k)
+        elif not isinstance(k, int) or not 0 <= k < self.depth:
+            raise ValueError(f"k must be a layer index in 0..{self.depth - 1}, got {k!r}")
+        f = (self.field.separable(theta) if self.is_hamiltonian
+             else lambda t, z: self.field(z, theta))
+        if not inverse:
+            return f, k * self.h, self.h, self.tableau
+        if not isinstance(self.tableau, PartitionedTableau) or not self.tableau.adjoint.is_explicit:
+            raise ValueError(
+                f"the layers of this network (method {self.tableau.name!r}) have no explicit "
+                "inverse: a Runge--Kutta step is inverted by its adjoint method, which is implicit "
+                "for an explicit tableau. Use a Hamiltonian field with a symplectic pair such as "
+                "'stormer_verlet' or 'symplectic_euler'")
+        return f, (k + 1) * self.h, -self.h, self.tableau.adjoint
+
+    def step(self, k: int, state, theta=None):
+        """Layer ``k``: one step ``Phi_h(state; theta^k)`` (``theta`` defaults to
+        ``field.layer(k)``), exactly the operations of layer ``k`` in :meth:`features`."""
+        f, t, h, method = self._layer_map(k, theta, inverse=False)
+        return rk_step(f, t, state, h, method)
+
+    def inverse_step(self, k: int, state, theta=None):
+        """The inverse of layer ``k``, ``Phi_h^(-1)(state; theta^k)``: one step of size ``-h`` of
+        the adjoint pair (:attr:`~lib.tableaux.PartitionedTableau.adjoint`), explicit for
+        symplectic Euler and Störmer--Verlet.  Exact in exact arithmetic; in floating point the
+        reconstruction differs by round-off."""
+        f, t, h, method = self._layer_map(k, theta, inverse=True)
+        return rk_step(f, t, state, h, method)
+
+    def inverse(self, state, trajectory: bool = False):
+        """Run the layers backwards from ``state = (z^K, p^K)`` to the reconstructed
+        ``(z^0, p^0)`` with :meth:`inverse_step`; with ``trajectory`` the reconstructed states of
+        all layers in layer order, joined like :meth:`trajectory` ``[K+1, (S,) n, 2 width]``."""
+        states = [state]
+        for k in range(self.depth - 1, -1, -1):
+            states.append(self.inverse_step(k, states[-1]))
+        if not trajectory:
+            return states[-1]
+        return torch.stack([torch.cat(s, -1) for s in states[::-1]])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The logits ``w^T z^K + w0``: shape ``[(S,) n]`` for two classes, ``[(S,) n, classes]``

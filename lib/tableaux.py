@@ -13,7 +13,7 @@ is consistent, order >= 1).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Sequence
 
@@ -232,3 +232,225 @@ def is_symplectic(t: ButcherTableau, tol: float = 1e-12) -> bool:
     ``b_i a_ij + b_j a_ji - b_i b_j = 0`` for all ``i, j`` (Sanz-Serna 1988; Hairer, Lubich &
     Wanner, Thm. VI.4.3), i.e. ``t`` is its own partner.  No explicit method is (take ``i = j``)."""
     return is_symplectic_pair(t, t, tol)
+
+
+# --- Partitioned Runge--Kutta methods: one tableau for z, one for p --------------------------
+
+IMPLICIT_EULER = ButcherTableau(a=[[1]], b=[1], c=[1], order=1, name="implicit_euler")
+"""Implicit Euler, ``Z_1 = z + h f(Z_1)``: the p-half of symplectic Euler."""
+
+LOBATTO_IIIA2 = ButcherTableau(a=[[0, 0], [1 / 2, 1 / 2]], b=[1 / 2, 1 / 2], c=[0, 1], order=2,
+                               name="lobatto_iiia2")
+"""Two-stage Lobatto IIIA, the implicit trapezoidal rule."""
+
+LOBATTO_IIIB2 = ButcherTableau(a=[[1 / 2, 0], [1 / 2, 0]], b=[1 / 2, 1 / 2], c=[1 / 2, 1 / 2],
+                               order=2, name="lobatto_iiib2")
+"""Two-stage Lobatto IIIB; with Lobatto IIIA it makes the Störmer--Verlet pair."""
+
+SLOPE_TIMES = ("argument", "equation", "z", "p")
+"""The ways a partitioned step can place the stage times of a non-autonomous field (see
+:meth:`PartitionedTableau.slope_times`)."""
+
+
+def _stage_schedule(z: ButcherTableau, p: ButcherTableau):
+    """An order in which the stages of the pair ``(z, p)`` can be computed one after the other on
+    a separable field, or ``None`` when there is none (the pair is implicit).
+
+    ``Z_i`` needs ``P_j`` (through ``dZ_j = F(P_j)``) whenever ``a_ij != 0``, and ``P_i`` needs
+    ``Z_j`` (through ``dP_j = G(Z_j)``) whenever ``ahat_ij != 0``; the pair is explicit iff
+    this dependency graph is acyclic.  Ties are broken by stage index, ``z`` first."""
+    s = z.stages
+    needs = {("z", i): {("p", j) for j in range(s) if z.a[i][j] != 0.0} for i in range(s)}
+    needs.update({("p", i): {("z", j) for j in range(s) if p.a[i][j] != 0.0} for i in range(s)})
+    nodes = sorted(needs, key=lambda node: (node[1], node[0] != "z"))
+    done: list = []
+    while len(done) < 2 * s:
+        ready = [n for n in nodes if n not in done and needs[n] <= set(done)]
+        if not ready:
+            return None
+        done.append(ready[0])
+    return tuple(done)
+
+
+def _first_equal_row(t: ButcherTableau) -> tuple[int, ...]:
+    """For each stage ``i`` the first stage ``j <= i`` with the same row of ``a``: its stage value
+    is then the same (a step computes it once)."""
+    return tuple(next(j for j in range(i + 1) if t.a[j] == t.a[i]) for i in range(t.stages))
+
+
+def _adjoint_tableau(t: ButcherTableau) -> ButcherTableau:
+    """The adjoint method ``a*_ij = b_(s+1-j) - a_(s+1-i, s+1-j)``, ``b*_i = b_(s+1-i)``
+    (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, V.1.1 and II.3, eq. (3.6))."""
+    s = t.stages
+    a = [[t.b[s - 1 - j] - t.a[s - 1 - i][s - 1 - j] for j in range(s)] for i in range(s)]
+    return ButcherTableau(a=a, b=t.b[::-1], c=[sum(row) for row in a], order=t.order,
+                          name=f"adjoint({t.name})")
+
+
+@dataclass(frozen=True)
+class PartitionedTableau:
+    """A partitioned Runge--Kutta method for ``z' = F(t, p)``, ``p' = G(t, z)``: the tableau
+    ``z = (a, beta, c)`` steps ``z`` and ``p = (ahat, betahat, chat)`` steps ``p``:
+
+        Z_i = z + h sum_j a_ij dZ_j,     dZ_i = F(P_i),     z_next = z + h sum_i beta_i dZ_i,
+        P_i = p + h sum_j ahat_ij dP_j,  dP_i = G(Z_i),     p_next = p + h sum_i betahat_i dP_i
+
+    (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, II.2.2; Sanz-Serna & Calvo 1994).
+    Both tableaux must have the same number of stages.  A pair can be explicit on a separable
+    field although neither tableau is explicit alone (Störmer--Verlet is Lobatto IIIA with
+    IIIB): :attr:`is_explicit` decides it from the order in which the stages can be computed.
+    ``order`` is the classical order the pair is known to have (the tests measure it).
+    """
+
+    z: ButcherTableau
+    p: ButcherTableau
+    order: int
+    name: str = "custom pair"
+
+    def __post_init__(self):
+        for part in ("z", "p"):
+            if not isinstance(getattr(self, part), ButcherTableau):
+                raise TypeError(f"{part} must be a ButcherTableau (the tableau that steps {part}), "
+                                f"got {type(getattr(self, part)).__name__}")
+        if self.z.stages != self.p.stages:
+            raise ValueError(
+                f"the tableaux of a pair must have the same number of stages (one z-stage and one "
+                f"p-stage per stage index): z {self.z.name!r} has {self.z.stages}, p "
+                f"{self.p.name!r} has {self.p.stages}; pad the shorter with a zero stage")
+        if not isinstance(self.order, int) or isinstance(self.order, bool) or self.order < 1:
+            raise ValueError(f"order must be a positive integer, got {self.order!r}")
+        object.__setattr__(self, "name", str(self.name))
+        object.__setattr__(self, "_schedule", _stage_schedule(self.z, self.p))
+        object.__setattr__(self, "first_equal_stage",
+                           (_first_equal_row(self.z), _first_equal_row(self.p)))
+
+    first_equal_stage: tuple = field(init=False, repr=False, compare=False)
+    """For each tableau and stage ``i``, the first stage ``j <= i`` with the same row: its stage
+    value is the same, and a step computes it once."""
+
+    @property
+    def stages(self) -> int:
+        """The number of stages ``s`` of each tableau."""
+        return self.z.stages
+
+    @property
+    def is_symplectic(self) -> bool:
+        """The symplecticity conditions of a partitioned pair (Hairer, Lubich & Wanner,
+        Thm. VI.4.6; Sanz-Serna 1992): ``beta_i = betahat_i`` and
+        ``beta_i ahat_ij + betahat_j a_ji - beta_i betahat_j = 0`` for all ``i, j``
+        (:func:`is_symplectic_pair`).  For a separable ``H`` the second condition alone suffices."""
+        return is_symplectic_pair(self.z, self.p)
+
+    @property
+    def is_explicit(self) -> bool:
+        """True when the stages can be computed one after the other on a separable field: the
+        graph in which ``Z_i`` depends on ``P_j`` for ``a_ij != 0`` and ``P_i`` on ``Z_j`` for
+        ``ahat_ij != 0`` has no cycle (see :attr:`schedule`)."""
+        return self._schedule is not None
+
+    @property
+    def schedule(self) -> tuple[tuple[str, int], ...]:
+        """The stages in the order a step computes them, ``(("z", i) or ("p", i), ...)``;
+        a ``ValueError`` for an implicit pair."""
+        if self._schedule is None:
+            raise ValueError(
+                f"pair {self.name!r} is implicit on a separable field: its stages depend on each "
+                "other in a cycle (Z_i needs P_j where a_ij != 0, P_i needs Z_j where "
+                "ahat_ij != 0), so no order computes them one after the other; use an explicit "
+                f"pair, e.g. one of {sorted(PAIRS)}")
+        return self._schedule
+
+    @property
+    def adjoint(self) -> "PartitionedTableau":
+        """The adjoint pair ``Phi*_h = Phi_(-h)^(-1)`` (each tableau replaced by its adjoint,
+        Hairer, Lubich & Wanner, V.1): one step of it of size ``-h`` from ``(t + h, z_1, p_1)``
+        undoes one step of this pair in exact arithmetic.  Returns the registered pair with
+        those coefficients when there is one (Störmer--Verlet is its own adjoint; the two
+        orderings of symplectic Euler are each other's)."""
+        if "_adjoint" not in self.__dict__:
+            z, p = _adjoint_tableau(self.z), _adjoint_tableau(self.p)
+            found = [pair for pair in PAIRS.values()
+                     if (pair.z.a, pair.z.b, pair.p.a, pair.p.b) == (z.a, z.b, p.a, p.b)]
+            object.__setattr__(self, "_adjoint", found[0] if found else PartitionedTableau(
+                z=z, p=p, order=self.order, name=f"adjoint({self.name})"))
+        return self._adjoint
+
+    def slope_times(self, times: str = "argument") -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The relative times ``(tau_i, tauhat_i)`` at which a step evaluates the stage
+        derivatives ``dZ_i = F(t + tau_i h, P_i)`` and ``dP_i = G(t + tauhat_i h, Z_i)`` of a
+        non-autonomous field:
+
+        - ``"argument"`` (default): each slope at the node of the stage it reads, ``tau = chat``,
+          ``tauhat = c`` (Störmer--Verlet is then Strang splitting: kick at ``t``, drift at
+          ``t + h/2``, kick at ``t + h``);
+        - ``"equation"``: each equation at the nodes of its own tableau, ``tau = c``,
+          ``tauhat = chat``;
+        - ``"z"`` or ``"p"``: both slopes of stage ``i`` at the common node ``c_i`` or ``chat_i``
+          (time is then a variable stepped with the ``z`` or the ``p`` tableau).
+
+        For a separable ``H`` each choice keeps the step symplectic; for a non-separable one only
+        a common node does (Jay 2021)."""
+        c, chat = self.z.c, self.p.c
+        table = {"argument": (chat, c), "equation": (c, chat), "z": (c, c), "p": (chat, chat)}
+        if times not in table:
+            raise ValueError(f"times must be one of {list(SLOPE_TIMES)}, got {times!r}")
+        return table[times]
+
+    def __repr__(self) -> str:
+        return (f"PartitionedTableau(name={self.name!r}, z={self.z.name!r}, p={self.p.name!r}, "
+                f"stages={self.stages}, order={self.order})")
+
+    def __str__(self) -> str:
+        """Both tableaux in Butcher's layout, ``z`` first."""
+        return f"z: {self.z.name}\n{self.z}\np: {self.p.name}\n{self.p}"
+
+
+SYMPLECTIC_EULER_PZ = PartitionedTableau(z=EULER, p=IMPLICIT_EULER, order=1,
+                                         name="symplectic_euler_pz")
+"""Symplectic Euler, ``p`` first: ``p_1 = p + h G(z)``, ``z_1 = z + h F(p_1)`` (Hairer, Lubich &
+Wanner, eq. (I.1.9))."""
+
+SYMPLECTIC_EULER_ZP = PartitionedTableau(z=IMPLICIT_EULER, p=EULER, order=1,
+                                         name="symplectic_euler_zp")
+"""Symplectic Euler, ``z`` first: ``z_1 = z + h F(p)``, ``p_1 = p + h G(z_1)`` (eq. (I.1.10))."""
+
+STORMER_VERLET_PZP = PartitionedTableau(z=LOBATTO_IIIA2, p=LOBATTO_IIIB2, order=2,
+                                        name="stormer_verlet_pzp")
+"""Störmer--Verlet with half steps in ``p`` (kick--drift--kick, velocity Verlet):
+``p_1/2 = p + h/2 G(z)``, ``z_1 = z + h F(p_1/2)``, ``p_1 = p_1/2 + h/2 G(z_1)`` (eq. (I.1.17))."""
+
+STORMER_VERLET_ZPZ = PartitionedTableau(z=LOBATTO_IIIB2, p=LOBATTO_IIIA2, order=2,
+                                        name="stormer_verlet_zpz")
+"""Störmer--Verlet with half steps in ``z`` (drift--kick--drift, position Verlet):
+``z_1/2 = z + h/2 F(p)``, ``p_1 = p + h G(z_1/2)``, ``z_1 = z_1/2 + h/2 F(p_1)`` (eq. (I.1.18))."""
+
+SYMPLECTIC_EULER = SYMPLECTIC_EULER_PZ
+"""The default ordering of symplectic Euler (``"symplectic_euler"`` in :func:`get_method`)."""
+
+STORMER_VERLET = STORMER_VERLET_PZP
+"""The default form of Störmer--Verlet (``"stormer_verlet"`` in :func:`get_method`)."""
+
+PAIRS: dict[str, PartitionedTableau] = {
+    t.name: t for t in (SYMPLECTIC_EULER_PZ, SYMPLECTIC_EULER_ZP, STORMER_VERLET_PZP,
+                        STORMER_VERLET_ZPZ)}
+"""Registry of the named explicit partitioned pairs, keyed by name."""
+
+_PAIR_ALIASES = {"symplectic_euler": SYMPLECTIC_EULER, "stormer_verlet": STORMER_VERLET}
+
+
+def get_method(method) -> ButcherTableau | PartitionedTableau:
+    """The tableau or pair named ``method`` (case-insensitive; a name in :data:`METHODS` or
+    :data:`PAIRS`, or ``"symplectic_euler"``/``"stormer_verlet"`` for the default forms), or
+    ``method`` itself when it is a :class:`ButcherTableau` or :class:`PartitionedTableau`."""
+    if isinstance(method, (ButcherTableau, PartitionedTableau)):
+        return method
+    if not isinstance(method, str):
+        raise TypeError("method must be a name, a ButcherTableau or a PartitionedTableau, got "
+                        f"{type(method).__name__}")
+    key = method.lower()
+    found = METHODS.get(key) or PAIRS.get(key) or _PAIR_ALIASES.get(key)
+    if found is None:
+        raise ValueError(f"unknown method {method!r}; expected one of {sorted(METHODS)} "
+                         f"(tableaux), {sorted(PAIRS) + sorted(_PAIR_ALIASES)} (pairs), or a "
+                         "ButcherTableau or PartitionedTableau")
+    return found
