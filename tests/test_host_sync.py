@@ -62,9 +62,6 @@ def test_training_steps_never_synchronise(options):
     assert syncs(3, **options) == syncs(9, **options)
 
 
-@pytest.mark.xfail(strict=True, reason="lib.adjoint's gradients call train.check_data on every "
-                   "call, whose label range check (y.min(), y.max()) waits for the device twice "
-                   "per step; validate once, outside the step")
 @pytest.mark.parametrize("gradient", [adjoint.otd_gradient, adjoint.dto_gradient],
                          ids=lambda g: g.__name__)
 def test_gradient_strategies_never_synchronise(gradient):

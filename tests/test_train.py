@@ -263,3 +263,14 @@ def test_a_gradient_strategy_replaces_autograd(donut):
         assert torch.allclose(p, q, rtol=1e-12, atol=1e-14)
     with pytest.raises(TypeError, match="gradient must be callable"):
         train(a, X, y, iterations=1, gradient="otd")
+
+
+def test_labels_are_checked_again_after_they_change(donut):
+    """The label check reads a tensor once; modifying it in place makes it read again."""
+    (X, y), _ = donut
+    net = lib.ODENet(**SETTING)
+    y = y.clone()
+    train(net, X, y, iterations=1)
+    y[0] = 5
+    with pytest.raises(ValueError, match="labels must lie in 0..1"):
+        train(net, X, y, iterations=1)
