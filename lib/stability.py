@@ -322,10 +322,10 @@ def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
 
     ``Phi_h(z; theta^k)`` is one step of size ``h`` of the network's explicit Runge--Kutta
     method for ``z' = f(z; theta^k)`` (:func:`lib.integrators.rk_step`; Hairer, Norsett &
-    Wanner, *Solving ODEs I*, II.1); its Jacobian is computed
-    per point by reverse-mode differentiation of the step (:func:`jacobians`), so any tableau
-    and any field is covered.  For Euler and the ResNet field it is
-    ``det(I + h diag(sigma'(A^k z + b^k)) A^k)``; it is positive everywhere when
+    Wanner, *Solving ODEs I*, II.1); its Jacobian is computed per point by reverse-mode
+    differentiation of the step (``d`` backward passes for all points at once, as the step
+    acts on each point alone), so any tableau and any field is covered.  For Euler and the
+    ResNet field it is ``det(I + h diag(sigma'(A^k z + b^k)) A^k)``; it is positive everywhere when
     ``h ||A^k||_2 < 1`` (:func:`step_lipschitz_bounds`), and a negative value marks a point
     where the layer folds the space (chapter 1).  One network at a time: pass ``net.member(s)``.
     """
@@ -335,12 +335,27 @@ def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         states = net.trajectory(x)[:-1]
 
-    def step(z: torch.Tensor, theta) -> torch.Tensor:  # theta^k is fixed: t plays no part
-        return rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
+    def step(theta):  # the layer map z -> Phi_h(z; theta^k); theta^k is fixed, t plays no part
+        theta = tuple(p.detach() for p in theta)
+        return lambda z: rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
 
-    dets = [torch.linalg.det(jacobians(step, theta, z))
+    dets = [torch.linalg.det(_row_jacobians(step(theta), z))
             for theta, z in zip(net.field.thetas(), states)]
     return torch.stack(dets)
+
+
+def _row_jacobians(step, z: torch.Tensor) -> torch.Tensor:
+    """The Jacobians ``[n, d, d]`` of a map acting on the rows of ``z`` ``[n, d]`` one by one:
+    row ``i`` of every Jacobian is the gradient of ``sum_n step(z)_{n, i}``, since row ``n``
+    of the output depends on row ``n`` of the input alone (one forward, ``d`` backward
+    passes for all points at once)."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        out = step(z)
+        d = out.shape[-1]
+        rows = [torch.autograd.grad(out[:, i].sum(), z, retain_graph=i < d - 1)[0]
+                for i in range(d)]
+    return torch.stack(rows, 1)
 
 
 def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
