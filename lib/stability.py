@@ -466,3 +466,80 @@ def markus_yamabe_network(T: float, depth: int, method="rk4") -> ODENet:
         net.field.A.copy_(markus_yamabe(midpoints))
         net.field.b.zero_()
     return net
+
+
+# =============================================================================================
+# Folding: the Jacobian determinant of each layer map (chapter 1)
+# =============================================================================================
+# A layer of a network is the map Phi_h(z) = z + h sum_i beta_i f(Z_i; theta^k): one step of its
+# explicit Runge--Kutta method.  For Euler, Phi_h(z) = z + h f(z) and, for the ResNet field
+# f = sigma(A z + b), D Phi_h = I + h diag(sigma'(A z + b)) A.  Where det D Phi_h < 0 the layer
+# reverses orientation: it folds the plane.  An injective C^1 map of R^d never has a Jacobian
+# determinant of both signs (its local degree is constant), so a layer whose determinant takes
+# both signs is not a homeomorphism.  When h Lip f < 1 it is one: Phi_h is bi-Lipschitz and its
+# inverse is the fixed point of z = w - h f(z) (Banach), and det D Phi_h > 0 everywhere.
+
+from .fields import ResNetField  # noqa: E402
+from .integrators import rk_step  # noqa: E402
+
+__all__ += ["layer_determinants", "step_lipschitz_bounds"]
+
+
+def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
+    """``det D Phi_h(z^k_n; theta^k)`` for every layer ``k`` at the states ``z^k_n`` of the inputs
+    ``x`` (``[n, in_features]``) that the layer acts on: shape ``[K, n]``.
+
+    ``Phi_h(z; theta^k)`` is one step of size ``h`` of the network's explicit Runge--Kutta
+    method for ``z' = f(z; theta^k)`` (:func:`lib.integrators.rk_step`; Hairer, Norsett &
+    Wanner, *Solving ODEs I*, II.1); its Jacobian is computed per point by reverse-mode
+    differentiation of the step (``d`` backward passes for all points at once, as the step
+    acts on each point alone), so any tableau and any field is covered.  For Euler and the
+    ResNet field it is ``det(I + h diag(sigma'(A^k z + b^k)) A^k)``; it is positive everywhere when
+    ``h ||A^k||_2 < 1`` (:func:`step_lipschitz_bounds`), and a negative value marks a point
+    where the layer folds the space (chapter 1).  One network at a time: pass ``net.member(s)``.
+    """
+    _check_single(net)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    with torch.no_grad():
+        states = net.trajectory(x)[:-1]
+
+    def step(theta):  # the layer map z -> Phi_h(z; theta^k); theta^k is fixed, t plays no part
+        theta = tuple(p.detach() for p in theta)
+        return lambda z: rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
+
+    dets = [torch.linalg.det(_row_jacobians(step(theta), z))
+            for theta, z in zip(net.field.thetas(), states)]
+    return torch.stack(dets)
+
+
+def _row_jacobians(step, z: torch.Tensor) -> torch.Tensor:
+    """The Jacobians ``[n, d, d]`` of a map acting on the rows of ``z`` ``[n, d]`` one by one:
+    row ``i`` of every Jacobian is the gradient of ``sum_n step(z)_{n, i}``, since row ``n``
+    of the output depends on row ``n`` of the input alone (one forward, ``d`` backward
+    passes for all points at once)."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_(True)
+        out = step(z)
+        d = out.shape[-1]
+        rows = [torch.autograd.grad(out[:, i].sum(), z, retain_graph=i < d - 1)[0]
+                for i in range(d)]
+    return torch.stack(rows, 1)
+
+
+def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
+    """``h ||A^k||_2`` for every layer ``k`` of a network with the ResNet field
+    ``f = sigma(A z + b)``: shape ``[K]``, or ``[K, S]`` for a network with ``S`` members.
+
+    With ``0 <= sigma' <= 1`` (every activation of :mod:`lib.activations`) the field is
+    Lipschitz with constant ``||A^k||_2``, so ``h ||A^k||_2`` bounds ``h Lip f``; where it is
+    below 1 the Euler layer ``z + h f(z; theta^k)`` is a bi-Lipschitz homeomorphism of ``R^d``
+    (chapter 1; Banach's fixed point theorem gives the inverse, as for the invertible ResNets
+    of Behrmann et al. 2019)."""
+    if not isinstance(net, ODENet):
+        raise TypeError(f"net must be an ODENet, got {type(net).__name__}")
+    if not isinstance(net.field, ResNetField):
+        raise TypeError("step_lipschitz_bounds needs the ResNet field sigma(A z + b), got "
+                        f"{type(net.field).__name__}")
+    A = net.field.stacks()["A"].detach()
+    return net.h * torch.linalg.matrix_norm(A, ord=2)

@@ -78,3 +78,34 @@ def test_gradient_figures_are_labelled():
     assert len(lines) == 3 and len(lines[0].get_xdata()) == 0  # exact zeros are left out
     assert len(lines[1].get_xdata()) == 4
     assert labelled(fig)
+
+
+def test_median_regions_and_determinant_signs_are_labelled(run):
+    assert labelled(cplot.median_regions({"a": run, "b": run}))
+    one = run.member(0)
+    fig = cplot.determinant_signs(one.net, one.X, one.y, resolution=20)
+    assert len(fig.axes) == 3 and labelled(fig)
+    assert labelled(cplot.determinant_signs(one.net, one.X, one.y, layers=[1], resolution=20))
+
+
+def test_determinant_signs_picks_the_folding_layer_and_draws_its_fold_line():
+    net = lib.ODENet(width=2, depth=5, seed=0).double()    # h = 1, tanh
+    with torch.no_grad():  # only layer 3 folds: det(I + diag(tanh') A) < 0 near the origin
+        net.field.A.zero_()
+        net.field.A[3] = torch.tensor([[-3.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+        net.field.b.zero_()
+    X = torch.tensor([[-3.0, -3.0], [3.0, 3.0]], dtype=torch.float64)
+    fig = cplot.determinant_signs(net, X, torch.tensor([0, 1]), resolution=41, margin=0.0)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["layer $k = 0$", "layer $k = 1$", "layer $k = 3$"]
+    drawn = [len(ax.collections) for ax in fig.axes]   # the fold line det = 0 only in layer 3
+    assert drawn[2] == drawn[0] + 1 == drawn[1] + 1
+    plt.close(fig)
+
+
+def test_chapter_one_figures_refuse_bad_input(run):
+    with pytest.raises(ValueError, match="at least one"):
+        cplot.median_regions({})
+    one = run.member(0)
+    with pytest.raises(ValueError, match="layers must be indices in 0..3"):
+        cplot.determinant_signs(one.net, one.X, one.y, layers=[4], resolution=10)

@@ -477,3 +477,88 @@ def test_bad_inputs_raise_clearly():
         NegativeDefiniteField(3, 2, kappa=0.0)
     with pytest.raises(ValueError, match="unknown activation"):
         GradientField(3, 2, "softplus")
+
+
+# --- folding: the Jacobian determinant of each layer map (chapter 1) ---------------------------
+
+def test_layer_determinants_match_euler_closed_form():
+    net = ODENet(width=3, depth=4, T=2.0, method="euler", activation="tanh", seed=2).to(F64)
+    x = 2 * torch.randn(40, 2, generator=gen(3), dtype=F64)
+    dets = st.layer_determinants(net, x)
+    with torch.no_grad():
+        states = net.trajectory(x)[:-1]
+    for k, (A, b) in enumerate(net.field.thetas()):
+        D = 1 - torch.tanh(states[k] @ A.T + b).square()          # sigma'(A z + b)
+        M = torch.eye(3, dtype=F64) + net.h * D[:, :, None] * A   # I + h diag(sigma') A
+        torch.testing.assert_close(dets[k], torch.linalg.det(M).detach(), rtol=1e-12, atol=1e-14)
+    assert dets.shape == (4, 40) and not dets.requires_grad
+
+
+def test_layer_determinants_of_heun_match_autograd_of_the_hand_written_step():
+    net = ODENet(width=2, depth=3, T=3.0, method="heun", activation="tanh", seed=4).to(F64)
+    x = torch.randn(6, 2, generator=gen(5), dtype=F64)
+    dets = st.layer_determinants(net, x)
+    with torch.no_grad():
+        states = net.trajectory(x)[:-1]
+    h = net.h
+    for k, (A, b) in enumerate(net.field.thetas()):
+        A, b = A.detach(), b.detach()
+
+        def heun(z):  # z + h/2 (f(z) + f(z + h f(z))), f = tanh(A z + b)
+            f1 = torch.tanh(A @ z + b)
+            return z + h / 2 * (f1 + torch.tanh(A @ (z + h * f1) + b))
+
+        for n, z in enumerate(states[k]):
+            J = torch.autograd.functional.jacobian(heun, z)
+            assert abs(float(dets[k, n] - torch.linalg.det(J))) <= 1e-13
+
+
+def test_small_h_lip_gives_positive_determinants():
+    net = ODENet(width=2, depth=6, T=3.0, activation="tanh", seed=6).to(F64)
+    with torch.no_grad():   # rescale every A^k to h ||A^k||_2 = 0.99
+        net.field.A.mul_(0.99 / st.step_lipschitz_bounds(net)[:, None, None])
+        net.field.b.mul_(20)
+    bounds = st.step_lipschitz_bounds(net)
+    torch.testing.assert_close(bounds, torch.full_like(bounds, 0.99), rtol=1e-14, atol=0)
+    x = 3 * torch.randn(2000, 2, generator=gen(7), dtype=F64)
+    assert bool((st.layer_determinants(net, x) > 0).all())
+
+
+def test_small_h_lip_euler_step_is_invertible():
+    field = make_field(ResNetField, 3, 1, "tanh", seed=8)
+    A, b = field.thetas()[0]
+    h = 0.9 / float(torch.linalg.matrix_norm(A.detach(), ord=2))   # h ||A||_2 = 0.9
+    z1, z2 = torch.randn(2, 500, 3, generator=gen(9), dtype=F64)
+    with torch.no_grad():
+        f = lambda z: field(z, (A, b))                              # noqa: E731
+        step = lambda z: z + h * f(z)                               # noqa: E731
+        ratio = (step(z1) - step(z2)).norm(dim=1) / (z1 - z2).norm(dim=1)
+        assert bool((ratio >= 1 - 0.9 - 1e-12).all() and (ratio <= 1 + 0.9 + 1e-12).all())
+        w = step(z1)
+        z = w.clone()
+        for _ in range(400):            # z = w - h f(z): a contraction with constant 0.9
+            z = w - h * f(z)
+        torch.testing.assert_close(z, z1, rtol=0, atol=1e-12)
+
+
+def test_a_layer_that_folds_has_determinants_of_both_signs():
+    net = ODENet(width=2, depth=1, activation="tanh", seed=0).to(F64)   # h = 1
+    with torch.no_grad():
+        net.field.A.copy_(torch.tensor([[[-3.0, 0.0], [0.0, 1.0]]], dtype=F64))
+        net.field.b.zero_()
+    x = torch.tensor([[0.0, 0.0], [5.0, 0.0]], dtype=F64)
+    # at 0: det(I + diag(1, 1) A) = (1 - 3)(1 + 1) = -4;  at (5, 0): 1 + 3 tanh'(-15) > 0
+    dets = st.layer_determinants(net, x)[0]
+    assert abs(float(dets[0]) + 4) <= 1e-14 and float(dets[1]) > 0
+
+
+def test_folding_diagnostics_refuse_bad_input():
+    with pytest.raises(ValueError, match="net.member"):
+        st.layer_determinants(ODENet(width=2, depth=2, seed=[0, 1]), torch.zeros(3, 2))
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        st.layer_determinants(ODENet(width=2, depth=2), [[0.0, 0.0]])
+    with pytest.raises(TypeError, match="ResNet field"):
+        st.step_lipschitz_bounds(ODENet(width=2, depth=2, field="gradient"))
+    with pytest.raises(TypeError, match="ODENet"):
+        st.step_lipschitz_bounds("net")
+    assert st.step_lipschitz_bounds(ODENet(width=2, depth=3, seed=[0, 1, 2])).shape == (3, 3)

@@ -128,3 +128,60 @@ def training_curves(histories: Mapping[str, History]):
     left.legend()
     right.legend()
     return fig
+
+
+# --- chapter 1: the median run of several experiments, and where the layers fold ------------
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from ..experiments import Experiment
+
+
+def median_regions(experiments: Mapping[str, "Experiment"], resolution: int = 120):
+    """The decision regions of each named experiment's median run
+    (:meth:`lib.experiments.Experiment.median_member`, the seed whose validation accuracy is
+    the median) with its validation points, one panel per experiment."""
+    if not experiments:
+        raise ValueError("experiments must name at least one experiment")
+    fig, axes = panels(len(experiments), height=2.6)
+    for ax, (name, run) in zip(axes, experiments.items()):
+        one = run.member(run.median_member())
+        decision_regions(one.net, one.X_val, one.y_val, ax=ax, title=name,
+                         resolution=resolution)
+        if ax is not axes[0]:
+            ax.get_legend().remove()
+    return fig
+
+
+def determinant_signs(net: ODENet, X: torch.Tensor, y: torch.Tensor,
+                      layers: Sequence[int] | None = None, resolution: int = 100,
+                      margin: float = 0.3):
+    """Where each chosen layer folds: the input plane shaded where ``det D Phi_h < 0`` at the
+    state ``z^k(x)`` that layer ``k`` receives (:func:`lib.stability.layer_determinants`), with
+    the curve ``det = 0`` and the data ``(X, y)``.  By default the (at most three) layers that
+    fold the largest part of the plotted box."""
+    from ..stability import layer_determinants
+
+    if net.in_features != 2:
+        raise ValueError("determinant_signs draws networks with 2-D inputs only")
+    U, V, points = _grid(X, resolution, margin)
+    device = next(net.parameters()).device
+    dets = layer_determinants(net, points.to(device=device, dtype=X.dtype)).cpu()
+    folded = (dets < 0).double().mean(1)
+    if layers is None:
+        top = folded.argsort(descending=True, stable=True)[:3]
+        layers = sorted(int(k) for k in top)
+    layers = list(layers)
+    if not layers or min(layers) < 0 or max(layers) >= net.depth:
+        raise ValueError(f"layers must be indices in 0..{net.depth - 1}, got {layers}")
+    fig, axes = panels(len(layers), height=2.5)
+    cmap = ListedColormap(["#fdae6b", "#ffffff"])
+    for ax, k in zip(axes, layers):
+        det = dets[k].reshape(U.shape)
+        ax.contourf(U, V, (det > 0).double(), levels=[-0.5, 0.5, 1.5], cmap=cmap)
+        if bool((det < 0).any()) and bool((det > 0).any()):
+            ax.contour(U, V, det, levels=[0.0], colors="k", linewidths=0.8)
+        scatter_classes(ax, X, y, size=3, legend=False)
+        ax.set(title=f"layer $k = {k}$", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    return fig
