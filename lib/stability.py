@@ -28,13 +28,16 @@ from typing import Callable, NamedTuple
 
 import torch
 
+from .fields import ResNetField
+from .integrators import rk_step
 from .models import ODENet
 
 __all__ = ["jacobians", "spectral_abscissa", "log_norm", "OneSidedLipschitz", "one_sided_lipschitz",
            "pair_quotients", "LipschitzSupremum", "lipschitz_supremum",
            "StabilityCurves", "layer_curves", "network_curves", "gradient_flow_bounds",
            "growth_factor", "growth_bound", "PerturbationGrowth", "perturbation_growth",
-           "markus_yamabe", "markus_yamabe_network"]
+           "markus_yamabe", "markus_yamabe_network", "layer_determinants",
+           "step_lipschitz_bounds"]
 
 
 def _check_single(net) -> None:
@@ -479,10 +482,6 @@ def markus_yamabe_network(T: float, depth: int, method="rk4") -> ODENet:
 # both signs is not a homeomorphism.  When h Lip f < 1 it is one: Phi_h is bi-Lipschitz and its
 # inverse is the fixed point of z = w - h f(z) (Banach), and det D Phi_h > 0 everywhere.
 
-from .fields import ResNetField  # noqa: E402
-from .integrators import rk_step  # noqa: E402
-
-__all__ += ["layer_determinants", "step_lipschitz_bounds"]
 
 
 def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
@@ -504,27 +503,12 @@ def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         states = net.trajectory(x)[:-1]
 
-    def step(theta):  # the layer map z -> Phi_h(z; theta^k); theta^k is fixed, t plays no part
-        theta = tuple(p.detach() for p in theta)
-        return lambda z: rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
+    def layer_map(z, theta):  # z -> Phi_h(z; theta^k); theta^k is fixed, t plays no part
+        return rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
 
-    dets = [torch.linalg.det(_row_jacobians(step(theta), z))
+    dets = [torch.linalg.det(_row_jacobians(layer_map, tuple(p.detach() for p in theta), z))
             for theta, z in zip(net.field.thetas(), states)]
     return torch.stack(dets)
-
-
-def _row_jacobians(step, z: torch.Tensor) -> torch.Tensor:
-    """The Jacobians ``[n, d, d]`` of a map acting on the rows of ``z`` ``[n, d]`` one by one:
-    row ``i`` of every Jacobian is the gradient of ``sum_n step(z)_{n, i}``, since row ``n``
-    of the output depends on row ``n`` of the input alone (one forward, ``d`` backward
-    passes for all points at once)."""
-    with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
-        out = step(z)
-        d = out.shape[-1]
-        rows = [torch.autograd.grad(out[:, i].sum(), z, retain_graph=i < d - 1)[0]
-                for i in range(d)]
-    return torch.stack(rows, 1)
 
 
 def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
