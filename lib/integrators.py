@@ -128,7 +128,8 @@ def rk_step(f, t: float, z, h: float, tableau, times: str = "argument"):
     return _step(f, t, z, h, method, combine)
 
 
-def _step(f: Field, t: float, z, h: float, tableau: ButcherTableau, combine=weighted_sum):
+def _step(f: Field, t: float, z, h: float, tableau: ButcherTableau,
+          combine=weighted_sum):
     k: list = []
     for i in range(tableau.stages):
         Z = combine(z, k, tableau.a[i][:i], h)

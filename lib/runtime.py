@@ -36,13 +36,22 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+COLUMN_CHARACTERS = 88
+"""The longest code line that fits the book's text column."""
+
+
 def show_source(obj):
     """The source code of a function or class of ``lib``, syntax-highlighted in a notebook
     (``IPython.display.Code``; plain text where IPython is absent), so that a chapter shows the
-    algorithm it runs and cannot drift from it."""
+    algorithm it runs and cannot drift from it.  Refuses code with lines longer than
+    :data:`COLUMN_CHARACTERS`, which would scroll sideways on the page."""
     if not (inspect.isfunction(obj) or inspect.isclass(obj) or inspect.ismethod(obj)):
         raise TypeError(f"obj must be a function, method or class, got {type(obj).__name__}")
     source = inspect.getsource(obj)
+    wide = [n for n, line in enumerate(source.splitlines(), 1) if len(line) > COLUMN_CHARACTERS]
+    if wide:
+        raise ValueError(f"{obj.__qualname__} has lines longer than {COLUMN_CHARACTERS} "
+                         f"characters (lines {wide} of its source); wrap them to show it")
     try:
         from IPython.display import Code
     except ImportError:

@@ -115,7 +115,7 @@ def log_norm(J: torch.Tensor) -> torch.Tensor:
     ``alpha(J) <= mu_2(J)``, and the growth ``|exp(tJ)| <= exp(t mu_2(J))``."""
     J = _check_square(J)
     symmetric_part = 0.5 * (J + J.mT)
-    return torch.linalg.eigvalsh(symmetric_part)[..., -1]  # eigenvalues in ascending order
+    return torch.linalg.eigvalsh(symmetric_part)[..., -1]  # eigenvalues ascend
 
 
 class OneSidedLipschitz(NamedTuple):
@@ -130,8 +130,9 @@ class OneSidedLipschitz(NamedTuple):
 def pair_quotients(field: Callable, theta, z1: torch.Tensor,
                    z2: torch.Tensor) -> torch.Tensor:
     """The quotients ``<f(z_2) - f(z_1), z_2 - z_1> / |z_2 - z_1|^2`` of the one-sided
-    Lipschitz condition, row by row (``z1``, ``z2`` of shape ``[n, d]``, result ``[n]``).
-    ``nu`` is their supremum over all pairs, so each one is a lower estimate of ``nu``."""
+    Lipschitz condition, row by row (``z1``, ``z2`` of shape ``[n, d]``, result
+    ``[n]``).  ``nu`` is their supremum over all pairs, so each one is a lower estimate
+    of ``nu``."""
     dz = z2 - z1
     df = field(z2, theta) - field(z1, theta)
     return (df * dz).sum(-1) / dz.square().sum(-1)

@@ -24,6 +24,15 @@ def test_setup_notebook_seeds_and_makes_torch_deterministic():
         torch.use_deterministic_algorithms(deterministic)
 
 
+def test_show_source_refuses_code_wider_than_the_column(tmp_path, monkeypatch):
+    from lib.runtime import show_source
+    (tmp_path / "wide_module.py").write_text("def wide():\n    return '" + "x" * 90 + "'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from wide_module import wide
+    with pytest.raises(ValueError, match=r"wide has lines longer than 88 characters \(lines \[2\]"):
+        show_source(wide)
+
+
 def test_show_source_shows_the_library_code_and_refuses_other_objects():
     from lib.integrators import rk_step
     from lib.runtime import show_source
