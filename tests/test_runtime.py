@@ -34,10 +34,10 @@ def test_show_source_refuses_code_wider_than_the_column(tmp_path, monkeypatch):
 
 
 def test_show_source_shows_the_library_code_and_refuses_other_objects():
-    from lib.integrators import rk_step
+    from lib.integrators import _step
     from lib.runtime import show_source
-    shown = show_source(rk_step)
-    assert "def rk_step(" in getattr(shown, "data", shown)
+    shown = show_source(_step)
+    assert "def _step(" in getattr(shown, "data", shown)
     with pytest.raises(TypeError, match="function, method or class"):
         show_source(3)
 
