@@ -4,9 +4,9 @@ configurations, parameters that give the stored accuracies, stored spectra that 
 recomputes, and one configuration trained again.
 
 On the machine that wrote the files the retrained configuration agrees bit for bit.  Another CPU,
-BLAS path or thread count changes the round-off, which training amplifies, so the comparison
-allows a tolerance (measured: the parameters differ by less than 1e-9 under
-ATEN_CPU_CAPABILITY=default) and checks the accuracies, which is what the chapters use."""
+BLAS path or thread count changes the round-off, which training amplifies until a seed may end
+in another local minimum, so the retrained run is compared by what the chapters use (accuracies
+and roughness), with tolerances measured under ATEN_CPU_CAPABILITY=default."""
 import importlib.util
 import pathlib
 
@@ -15,7 +15,7 @@ import torch
 
 import lib
 from lib import experiments as ex
-from lib.train import accuracy
+from lib.train import accuracy, roughness
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "book" / "data"
 
@@ -73,11 +73,21 @@ def test_stored_spectra_are_what_the_library_computes(script, stored):
 
 
 def test_one_configuration_trains_again_to_the_stored_run(script, stored):
+    """Deep limit, lambda = 0.1, K = 10: trained again, the run ends where the stored one does.
+    On the machine that wrote the data the parameters agree bit for bit (checked with
+    ``make_regularisation_data.py --only NAME``); elsewhere training can end in another local
+    minimum for a seed (measured under ATEN_CPU_CAPABILITY=default: one seed of five moves by
+    0.9, its validation accuracy by 0.018, the median roughness by a factor 1.27), so the test
+    compares what the chapter uses: accuracies and roughness."""
     name = script.deep_name(script.DEEP_LAMBDAS[-1], script.DEPTHS[0])
     lib.setup_notebook(seed=0)
-    record = script.make(name, stored, {})
-    again, before = ex.from_record(record), ex.from_record(stored[name])
-    for (key, p), q in zip(again.net.state_dict().items(), before.net.state_dict().values()):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6, msg=key)
+    again = ex.from_record(script.make(name, stored, {}))
+    before = ex.from_record(stored[name])
     torch.testing.assert_close(again.validation_accuracy, before.validation_accuracy, rtol=0,
-                               atol=0.01)
+                               atol=0.05)
+    assert abs(ex.spread(again.validation_accuracy).median
+               - ex.spread(before.validation_accuracy).median) <= 0.03
+    ratio = roughness(again.net).median() / roughness(before.net).median()
+    assert 0.5 <= float(ratio) <= 2.0
+    lambda_zero = ex.from_record(stored[script.deep_name(0.0, script.DEPTHS[0])])
+    assert roughness(again.net).max() < 0.25 * roughness(lambda_zero.net).min()
