@@ -9,16 +9,21 @@ reported as its median and range over the seeds (:class:`Spread`), never as one 
 """
 from __future__ import annotations
 
+import json
+import math
+import pathlib
+import urllib.request
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 
 from .data import make_dataset
 from .models import ODENet
-from .train import History, train
+from .train import History, time_smoothness, train
 
-__all__ = ["VALIDATION_SEED", "Spread", "spread", "Experiment", "classify"]
+__all__ = ["VALIDATION_SEED", "Spread", "spread", "Experiment", "classify", "run", "to_record",
+           "from_record", "save_records", "load_records", "StabilitySummary", "stability_summary"]
 
 VALIDATION_SEED = 1000
 """Offset between the data seed of a member's training points and of its validation points."""
@@ -110,3 +115,179 @@ def classify(dataset: str, *, seeds: Sequence[int] = range(5), n: int = 500,
                     regulariser=regulariser, validation=(X_val, y_val),
                     record_every=min(50, iterations))
     return Experiment(name or dataset, seeds, net, history, X, y, X_val, y_val)
+
+
+# --- configurations as data: run one, store the trained members, load them back ---------------
+
+def _config(config: Mapping[str, Any]) -> dict:
+    """A checked copy of a configuration for :func:`run`."""
+    if not isinstance(config, Mapping) or "dataset" not in config:
+        raise ValueError(f"config must be a mapping with at least a 'dataset', got {config!r}")
+    config = dict(config)
+    if not hasattr(torch, str(config.get("dtype", "float64"))):
+        raise ValueError(f"config['dtype'] must name a torch dtype, got {config['dtype']!r}")
+    if "regulariser" in config:
+        raise ValueError("config gives the regulariser by its weight 'lam', not as a function")
+    return config
+
+
+def run(config: Mapping[str, Any], device: torch.device | str = "cpu",
+        start: Experiment | None = None) -> Experiment:
+    """Train one configuration over its seeds: ``config`` holds the keyword arguments of
+    :func:`classify` as plain data (``"dataset"``, ``"seeds"``, ``"n"``, ``"iterations"``, the
+    network's arguments, ``"dtype"`` as a name, default ``"float64"``) and ``"lam"``, the weight
+    of :func:`lib.train.time_smoothness` (default 0: no regulariser).  Equal configurations give
+    equal experiments (on one machine, bit for bit).
+
+    With ``start`` (an experiment on the same data whose depth divides ``config["depth"]``),
+    training starts from its trained members refined to the new depth
+    (:func:`lib.deep_limit.refine`) instead of from a random initialisation: a nested sequence
+    of depths, each trained from the one before (the key ``"start"`` of ``config`` may name it)."""
+    config = _config(config)
+    dataset, lam = config.pop("dataset"), config.pop("lam", 0.0)
+    dtype = getattr(torch, config.pop("dtype", "float64"))
+    regulariser = time_smoothness(lam) if lam else None
+    config.pop("start", None)
+    if start is None:
+        return classify(dataset, regulariser=regulariser, dtype=dtype, device=device, **config)
+    from .deep_limit import refine
+    depth = config.get("depth", start.net.depth)
+    if depth % start.net.depth:
+        raise ValueError(f"config['depth'] = {depth} must be a multiple of the depth of start "
+                         f"({start.net.depth})")
+    net = refine(start.net, depth // start.net.depth)
+    iterations = config.get("iterations", 500)
+    history = train(net, start.X, start.y, iterations=iterations, lr=config.get("lr", 0.05),
+                    optimizer=config.get("optimizer", "adam"),
+                    loss=config.get("loss", "cross_entropy"), regulariser=regulariser,
+                    validation=(start.X_val, start.y_val), record_every=min(50, iterations))
+    return Experiment(config.get("name") or dataset, start.seeds, net, history, start.X, start.y,
+                      start.X_val, start.y_val)
+
+
+def to_record(experiment: Experiment, config: Mapping[str, Any], full_loss: bool = False) -> dict:
+    """The trained members of ``experiment`` (run from ``config``) as plain data for JSON: the
+    configuration, every parameter (``tolist``, so float64 values survive exactly) and the
+    history: the accuracies at the recorded iterations and the objective there (before the last
+    update of each block) or, with ``full_loss``, before every update."""
+    h = experiment.history
+    loss = h.loss if full_loss else h.loss[torch.tensor(h.recorded) - 1]
+    return {"config": _config(config),
+            "state": {k: v.detach().cpu().tolist() for k, v in experiment.net.state_dict().items()},
+            "history": {"recorded": list(h.recorded), "full_loss": full_loss,
+                        "loss": loss.tolist(), "train_accuracy": h.train_accuracy.tolist(),
+                        "validation_accuracy": h.validation_accuracy.tolist()}}
+
+
+def from_record(record: Mapping[str, Any], device: torch.device | str = "cpu") -> Experiment:
+    """The :class:`Experiment` stored by :func:`to_record`, without training: the network is
+    rebuilt from the configuration and given the stored parameters, the data are drawn again
+    from their seeds.  Unless the record holds the full loss, ``history.loss`` holds the
+    objective at the recorded iterations only."""
+    config = _config(record["config"])
+    dtype = getattr(torch, config.pop("dtype", "float64"))
+    dataset, seeds = config.pop("dataset"), tuple(config.pop("seeds", range(5)))
+    n = config.pop("n", 500)
+    for key in ("lam", "iterations", "lr", "optimizer", "loss", "name", "start"):
+        config.pop(key, None)
+    X, y = (torch.stack(t) for t in zip(*(make_dataset(dataset, n, seed=s, dtype=dtype)
+                                          for s in seeds)))
+    X_val, y_val = (torch.stack(t) for t in zip(
+        *(make_dataset(dataset, n, seed=s + VALIDATION_SEED, dtype=dtype) for s in seeds)))
+    net = ODENet(seed=seeds, **config).to(dtype=dtype)
+    net.load_state_dict({k: torch.tensor(v, dtype=dtype) for k, v in record["state"].items()})
+    stored = {k: torch.tensor(record["history"][k], dtype=torch.float64)
+              for k in ("loss", "train_accuracy", "validation_accuracy")}
+    history = History(stored["loss"], list(record["history"]["recorded"]),
+                      stored["train_accuracy"], stored["validation_accuracy"])
+    name = record["config"].get("name") or dataset
+    return Experiment(name, seeds, net.to(device), history, X.to(device), y.to(device),
+                      X_val.to(device), y_val.to(device))
+
+
+def save_records(path: str | pathlib.Path, records: Mapping[str, Mapping], **metadata) -> None:
+    """Write named records (:func:`to_record`) and ``metadata`` to the JSON file ``path``,
+    one record per line, so that a change of one configuration changes few lines."""
+    for name, record in records.items():
+        for value in _numbers(record["state"]):
+            if not math.isfinite(value):
+                raise ValueError(f"record {name!r} holds a non-finite parameter")
+    lines = ",\n".join(f"  {json.dumps(name)}: {json.dumps(record)}" for name, record in records.items())
+    text = "{\n" + f'  "metadata": {json.dumps(metadata)},\n  "records": {{\n{lines}\n  }}\n}}\n'
+    pathlib.Path(path).write_text(text)
+
+
+def _numbers(nested):
+    if isinstance(nested, (int, float)):
+        yield float(nested)
+    elif isinstance(nested, Mapping):
+        for v in nested.values():
+            yield from _numbers(v)
+    else:
+        for v in nested:
+            yield from _numbers(v)
+
+
+def load_records(path: str | pathlib.Path, url: str | None = None) -> tuple[dict, dict]:
+    """``(metadata, records)`` from a file written by :func:`save_records`.  When ``path`` does
+    not exist and ``url`` is given (e.g. the file in the book's repository, for a chapter opened
+    on Colab), the file is downloaded to ``path`` first."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        if url is None:
+            raise FileNotFoundError(f"{path} does not exist (regenerate it with the script "
+                                    "beside it, or give the url to download it from)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=60) as response:
+            path.write_bytes(response.read())
+    data = json.loads(path.read_text())
+    return data["metadata"], data["records"]
+
+
+# --- what the spectra say about the trained members (chapter 6) -------------------------------
+
+class StabilitySummary(NamedTuple):
+    """Per seed (each a tensor ``[S]``) for the flow of the trained ``theta(t)`` at the
+    validation points: the roughness ``sum_k |theta^{k+1} - theta^k|``; the largest estimated
+    ``nu`` over the layers; the gap between the red and blue curves, ``max_z mu_2(J) - max_z
+    alpha(J)``, averaged over time; the variation of the Jacobian along the trajectories,
+    ``int |dJ/dt|`` (median over the points); and, at ``t = T``, the logarithms of the largest
+    measured growth of a perturbation and of the estimated bound ``exp(int nu)``, the error
+    of the eigenvalues' prediction, ``|log(growth) - int alpha(J)|`` along each trajectory
+    (median over the points), all in units of ``e``-folds, and the fraction of the points whose
+    perturbation grows more than the eigenvalues predict."""
+
+    roughness: torch.Tensor
+    nu_max: torch.Tensor
+    gap: torch.Tensor
+    variation: torch.Tensor
+    log_growth: torch.Tensor
+    log_bound: torch.Tensor
+    eigenvalue_error: torch.Tensor
+    exceeded: torch.Tensor
+
+
+def stability_summary(experiment: Experiment, points: int = 200, refinement: int = 4,
+                      seed: int = 0) -> StabilitySummary:
+    """:class:`StabilitySummary` of every member: for each, the network is refined ``refinement``
+    times (:func:`lib.deep_limit.refine`, the same ``theta(t)`` with steps ``h / refinement``,
+    a closer view of the flow) and :func:`lib.stability.growth_comparison` perturbs its first
+    ``points`` validation inputs (directions drawn from ``seed``)."""
+    from .deep_limit import refine
+    from .stability import growth_comparison
+    from .train import roughness
+
+    rows = []
+    for s in range(len(experiment.seeds)):
+        one = experiment.member(s)
+        fine = refine(one.net, refinement)
+        c = growth_comparison(fine, one.X_val[:points],
+                              generator=torch.Generator().manual_seed(seed))
+        alpha_max, nu = c.spectra.alpha.amax(1), c.spectra.log_norm.amax(1)
+        log_growth = c.measured[-1].log()
+        rows.append(torch.stack([
+            roughness(one.net).to(torch.float64), nu.max(), (nu - alpha_max).mean(),
+            (fine.h * c.spectra.variation.sum(0)).median(), log_growth.max(), c.bound[-1].log(),
+            (log_growth - c.eigenvalues[-1].log()).abs().median(),
+            (c.measured[-1] > c.eigenvalues[-1]).to(nu.dtype).mean()]).to(torch.float64).cpu())
+    return StabilitySummary(*torch.stack(rows, 1))

@@ -37,7 +37,8 @@ __all__ = ["jacobians", "spectral_abscissa", "log_norm", "OneSidedLipschitz", "o
            "StabilityCurves", "layer_curves", "network_curves", "gradient_flow_bounds",
            "growth_factor", "growth_bound", "PerturbationGrowth", "perturbation_growth",
            "markus_yamabe", "markus_yamabe_network", "layer_determinants",
-           "step_lipschitz_bounds"]
+           "step_lipschitz_bounds", "TrajectorySpectra", "trajectory_spectra",
+           "eigenvalue_growth", "GrowthComparison", "growth_comparison"]
 
 
 def _check_single(net) -> None:
@@ -472,7 +473,9 @@ def markus_yamabe_network(T: float, depth: int, method="rk4") -> ODENet:
     return net
 
 
-# =============================================================================================
+# ======================================================================================
+
+
 # Folding: the Jacobian determinant of each layer map (chapter 1)
 # =============================================================================================
 # A layer of a network is the map Phi_h(z) = z + h sum_i beta_i f(Z_i; theta^k): one step of its
@@ -528,3 +531,92 @@ def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
                         f"{type(net.field).__name__}")
     A = net.field.stacks()["A"].detach()
     return net.h * torch.linalg.matrix_norm(A, ord=2)
+=======
+# --- the eigenvalues' prediction of perturbation growth (chapter 6) ---------------------------
+#
+# Along a trajectory z(t) of the flow, a small perturbation obeys the linear non-autonomous
+# system delta' = J(t) delta with J(t) = df/dz(z(t); theta(t)).  Freezing t gives the
+# eigenvalues' prediction |delta(t)| ~ exp(int alpha(J)) |delta(0)|, which holds up to constants
+# when J(t) varies slowly (Desoer 1969); the logarithmic norm gives the bound
+# exp(int mu_2(J)) for every J(t) (Dahlquist 1959), and the layer's nu (the largest mu_2 over
+# its states) the bound exp(int nu) of growth_bound for all trajectories at once.
+
+class TrajectorySpectra(NamedTuple):
+    """The spectral abscissa ``alpha`` and the logarithmic norm ``mu_2`` of the Jacobian of
+    layer ``k`` at the state ``z_n^k`` of every input ``n`` (each ``[K, n]``), and the size of
+    the change of that Jacobian from one layer to the next along each trajectory,
+    ``|J(z_n^{k+1}; theta^{k+1}) - J(z_n^k; theta^k)|_2 / h`` (``[K-1, n]``)."""
+
+    alpha: torch.Tensor
+    log_norm: torch.Tensor
+    variation: torch.Tensor
+
+
+def trajectory_spectra(net: ODENet, x: torch.Tensor) -> TrajectorySpectra:
+    """:class:`TrajectorySpectra` of a single network along the trajectories of the inputs
+    ``x`` ``[n, in_features]``: the Jacobians ``J_n^k = df/dz(z_n^k; theta^k)`` come from
+    :func:`jacobians`, their spectra from :func:`spectral_abscissa` and :func:`log_norm`."""
+    _check_single(net)
+    with torch.no_grad():
+        states = net.trajectory(x)[:-1]
+    J = torch.stack([jacobians(net.field, theta, z)
+                     for theta, z in zip(net.field.thetas(), states)])
+    variation = torch.linalg.matrix_norm(J.diff(dim=0), ord=2) / net.h
+    return TrajectorySpectra(spectral_abscissa(J), log_norm(J), variation)
+
+
+def eigenvalue_growth(alpha: torch.Tensor, h: float) -> torch.Tensor:
+    """The eigenvalues' (frozen-coefficient) prediction of the growth of perturbations,
+    ``exp(h sum_{j<k} alpha_j)`` for ``k = 0..K``, from the spectral abscissas
+    ``alpha_j`` of the layers: ``[K]`` (e.g. the largest over a layer's states) gives
+    ``[K+1]``, and ``[K, n]`` (one trajectory per column, :class:`TrajectorySpectra`)
+    gives ``[K+1, n]``.
+
+    It is the growth of ``delta' = J delta`` if every frozen ``J`` were normal and
+    constant; for slowly varying ``J(t)`` it holds up to constants (Desoer 1969), in
+    general it is not a bound (:func:`markus_yamabe`).  Beside it, :func:`growth_bound`
+    with ``nu_j >= alpha_j`` is one."""
+    if not isinstance(alpha, torch.Tensor) or alpha.dim() not in (1, 2):
+        raise ValueError(f"alpha must be a tensor [K] or [K, n] of spectral abscissas, "
+                         f"got {alpha!r}")
+    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) \
+            or h <= 0:
+        raise ValueError(f"h must be a positive finite number, got {h!r}")
+    start = alpha.new_zeros((1, *alpha.shape[1:]))
+    return torch.cat([start, h * alpha]).cumsum(0).exp()
+
+
+class GrowthComparison(NamedTuple):
+    """The measured growth of input perturbations beside what the spectra say, all against the
+    layer times ``t`` ``[K+1]``: ``measured`` ``[K+1, n]`` (:func:`growth_factor`),
+    ``eigenvalues`` ``[K+1, n]`` (:func:`eigenvalue_growth` along each input's trajectory),
+    ``log_norms`` ``[K+1, n]`` (``exp(int mu_2(J))`` along each trajectory, a bound for
+    infinitesimal perturbations of the flow), ``bound`` ``[K+1]`` (:func:`growth_bound` with each
+    layer's estimated ``nu``, the largest ``mu_2`` over its states) and the
+    :class:`TrajectorySpectra` they come from."""
+
+    t: torch.Tensor
+    measured: torch.Tensor
+    eigenvalues: torch.Tensor
+    log_norms: torch.Tensor
+    bound: torch.Tensor
+    spectra: TrajectorySpectra
+
+
+def growth_comparison(net: ODENet, x: torch.Tensor, radius: float = 1e-4,
+                      generator: torch.Generator | None = None) -> GrowthComparison:
+    """Perturb every input by ``radius`` in a random direction (drawn with ``generator``) and
+    set the measured growth through ``net`` beside the eigenvalues' prediction, the
+    trajectory's log-norm bound and the estimated bound ``exp(int nu)``.  To compare with the
+    flow of ``theta(t)`` rather than with the network's own steps, pass
+    ``lib.deep_limit.refine(net, m)``."""
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius > 0 \
+            or not math.isfinite(radius):
+        raise ValueError(f"radius must be a positive finite number, got {radius!r}")
+    spectra = trajectory_spectra(net, x)
+    u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    measured = growth_factor(net, x, x + radius * u / u.norm(dim=-1, keepdim=True))
+    t = net.h * torch.arange(net.depth + 1, dtype=x.dtype, device=x.device)
+    return GrowthComparison(t, measured, eigenvalue_growth(spectra.alpha, net.h),
+                            eigenvalue_growth(spectra.log_norm, net.h),
+                            growth_bound(spectra.log_norm.amax(1), net.h), spectra)

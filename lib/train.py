@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from .fields import positive_int
 from .models import ODENet
 
-__all__ = ["cross_entropy", "least_squares", "LOSSES", "accuracy", "time_smoothness", "History",
+__all__ = ["cross_entropy", "least_squares", "LOSSES", "accuracy", "time_smoothness",
+           "parameter_path", "roughness", "path_distance", "History",
            "check_data", "train"]
 
 
@@ -68,22 +69,70 @@ def accuracy(net: ODENet, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def time_smoothness(lam: float) -> Callable[[ODENet], torch.Tensor]:
-    """The regulariser ``R_h(theta) = lam h sum_k |(theta^{k+1} - theta^k) / h|^2`` (the talk's
-    discretisation of ``lam int |theta'(t)|^2 dt``), over all stacked field parameters; one value
-    per member."""
-    if isinstance(lam, bool) or not (isinstance(lam, (int, float)) and math.isfinite(lam)
-                                     and lam >= 0):
+    """The regulariser ``R_h(theta) = lam h sum_k |(theta^{k+1} - theta^k) / h|^2``,
+    the talk's discretisation of ``lam int |theta'(t)|^2 dt``, over all stacked field
+    parameters; one value per member."""
+    if isinstance(lam, bool) or not (isinstance(lam, (int, float))
+                                     and math.isfinite(lam) and lam >= 0):
         raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
 
     def regulariser(net: ODENet) -> torch.Tensor:
         total = 0.0
         for theta in net.field.stacks().values():
             jumps = (theta[1:] - theta[:-1]).square()
-            total = total + (jumps.sum() if net.members is None
-                             else jumps.transpose(0, 1).reshape(net.members, -1).sum(1))
+            if net.members is not None:  # one sum per member: [K-1, S, ...] -> [S]
+                jumps = jumps.transpose(0, 1).reshape(net.members, -1).sum(1)
+            total = total + (jumps.sum() if net.members is None else jumps)
         return lam * total / net.h
 
     return regulariser
+
+
+def parameter_path(net: ODENet) -> torch.Tensor:
+    """The piecewise-constant ``theta(t) = theta^k`` on ``[k h, (k+1) h)`` as a matrix: row ``k``
+    holds all of layer ``k``'s field parameters flattened (in the order of
+    ``net.field.stacks()``), shape ``[K, P]``, or ``[K, S, P]`` with members.  Detached."""
+    K = net.depth
+    batch = () if net.members is None else (net.members,)
+    return torch.cat([p.detach().reshape(K, *batch, -1) for p in net.field.stacks().values()], -1)
+
+
+def roughness(net: ODENet) -> torch.Tensor:
+    """``sum_k |theta^{k+1} - theta^k|``, the total variation of the piecewise-constant
+    ``theta(t)`` (Euclidean norm over all field parameters of a layer); one value per member.
+
+    Unlike ``R_h`` it does not grow when a fixed ``theta(t)`` is sampled on a finer grid, so
+    networks of different depth compare.  By Cauchy--Schwarz,
+    ``roughness^2 <= (K - 1) sum_k |theta^{k+1} - theta^k|^2 = (K - 1) h R_h / lam``."""
+    return parameter_path(net).diff(dim=0).norm(dim=-1).sum(0)
+
+
+def path_distance(coarse: ODENet, fine: ODENet) -> torch.Tensor:
+    """The ``L^2(0, T)`` distance between the piecewise-constant ``theta(t)`` of two networks with
+    the same ``T`` and field, the depth of ``fine`` a multiple ``m K`` of that of ``coarse``:
+
+        |theta_c - theta_f|_{L^2} = ( h_f sum_j |theta_c^{floor(j/m)} - theta_f^j|^2 )^{1/2},
+
+    ``h_f = T / (m K)``; one value per member (both must have the same members).  The distance
+    between consecutive refinements ``K -> 2K`` of trained networks measures whether training
+    converges to one ``theta(t)`` as ``K -> infinity`` (Thorpe & van Gennip 2023)."""
+    for name, net in (("coarse", coarse), ("fine", fine)):
+        if not isinstance(net, ODENet):
+            raise TypeError(f"{name} must be an ODENet, got {type(net).__name__}")
+    if not math.isclose(coarse.T, fine.T, rel_tol=1e-12):
+        raise ValueError(f"coarse and fine must share T, got {coarse.T:g} and {fine.T:g}")
+    if fine.depth % coarse.depth:
+        raise ValueError(f"the depth of fine ({fine.depth}) must be a multiple of the depth of "
+                         f"coarse ({coarse.depth})")
+    if coarse.members != fine.members:
+        raise ValueError(f"coarse and fine must have the same members, got {coarse.members} and "
+                         f"{fine.members}")
+    theta_c, theta_f = parameter_path(coarse), parameter_path(fine)
+    if theta_c.shape[1:] != theta_f.shape[1:]:
+        raise ValueError("coarse and fine must have fields with the same parameters per layer")
+    m = fine.depth // coarse.depth
+    difference = theta_c.repeat_interleave(m, dim=0) - theta_f
+    return (fine.h * difference.square().sum(-1).sum(0)).sqrt()
 
 
 @dataclass

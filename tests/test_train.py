@@ -8,7 +8,9 @@ import pytest
 import torch
 
 import lib
-from lib.train import LOSSES, History, accuracy, cross_entropy, least_squares, time_smoothness, train
+from lib.deep_limit import refine
+from lib.train import (LOSSES, History, accuracy, cross_entropy, least_squares, parameter_path,
+                       path_distance, roughness, time_smoothness, train)
 
 SETTING = dict(width=3, depth=5, T=5.0, seed=0)
 
@@ -274,3 +276,92 @@ def test_labels_are_checked_again_after_they_change(donut):
     y[0] = 5
     with pytest.raises(ValueError, match="labels must lie in 0..1"):
         train(net, X, y, iterations=1)
+
+
+# --- R_h by hand, its gradient, the roughness and the distance between refinements ----------
+
+def small_net(members=None):
+    """Width 2, K = 3 layers, T = 1.5 (h = 1/2), with parameters chosen by hand: A^k = k I and
+    b^k = (k, -k) for k = 0, 1, 2 (members s add s to every entry)."""
+    seed = 0 if members is None else list(range(members))
+    net = lib.ODENet(width=2, depth=3, T=1.5, seed=seed).double()
+    k = torch.arange(3, dtype=torch.float64)
+    A = k[:, None, None] * torch.eye(2, dtype=torch.float64)
+    b = torch.stack([k, -k], 1)
+    with torch.no_grad():
+        if members is None:
+            net.field.A.copy_(A)
+            net.field.b.copy_(b)
+        else:
+            s = torch.arange(members, dtype=torch.float64)
+            net.field.A.copy_(A[:, None] + s[None, :, None, None])
+            net.field.b.copy_(b[:, None] + s[None, :, None])
+    return net
+
+
+def test_time_smoothness_by_hand():
+    """Each jump theta^{k+1} - theta^k has A-part I and b-part (1, -1): |jump|^2 = 2 + 2 = 4.
+    Two jumps, h = 1/2: R_h = lam h sum |jump / h|^2 = lam (1/2) 2 (4 / (1/4)) = 16 lam."""
+    assert time_smoothness(0.25)(small_net()).item() == 4.0
+    assert torch.equal(time_smoothness(0.25)(small_net(members=3)),
+                       torch.tensor([4.0, 4.0, 4.0], dtype=torch.float64))
+
+
+def test_time_smoothness_gradient_is_the_discrete_laplacian():
+    """dR_h/dtheta^k = (2 lam / h) (2 theta^k - theta^{k-1} - theta^{k+1}), with one neighbour at
+    the ends (the discrete -2 lam theta''); autograd agrees, and so do finite differences."""
+    torch.manual_seed(0)
+    net = lib.ODENet(width=3, depth=6, T=2.0, seed=1).double()
+    lam = 0.7
+    time_smoothness(lam)(net).backward()
+    for theta in (net.field.A, net.field.b):
+        p = theta.detach()
+        neighbours = torch.zeros_like(p)
+        neighbours[1:] += p[1:] - p[:-1]
+        neighbours[:-1] += p[:-1] - p[1:]
+        assert torch.allclose(theta.grad, 2 * lam / net.h * neighbours, rtol=1e-13, atol=1e-13)
+    # R_h is quadratic, so a central difference is exact up to round-off
+    for theta, index in ((net.field.A, (2, 1, 0)), (net.field.b, (5, 2)), (net.field.b, (0, 0))):
+        values = []
+        for step in (1e-3, -1e-3):
+            with torch.no_grad():
+                theta[index] += step
+            values.append(time_smoothness(lam)(net).item())
+            with torch.no_grad():
+                theta[index] -= step
+        assert (values[0] - values[1]) / 2e-3 == pytest.approx(theta.grad[index].item(), rel=1e-8)
+
+
+def test_roughness_by_hand_and_its_bound():
+    """Two jumps of norm 2: roughness 4; Cauchy-Schwarz: roughness^2 <= (K-1) h R_h / lam."""
+    assert roughness(small_net()).item() == 4.0
+    assert torch.equal(roughness(small_net(members=2)), torch.tensor([4.0, 4.0], dtype=torch.float64))
+    net = lib.ODENet(width=3, depth=7, T=2.0, seed=3).double()
+    lam = 0.3
+    assert roughness(net) ** 2 <= (net.depth - 1) * net.h * time_smoothness(lam)(net) / lam
+    assert torch.equal(parameter_path(small_net())[2], torch.tensor([2.0, 0, 0, 2, 2, -2],
+                                                                    dtype=torch.float64))
+
+
+def test_roughness_of_a_refined_network_is_unchanged():
+    net = lib.ODENet(width=2, depth=5, T=3.0, seed=4).double()
+    assert roughness(refine(net, 4)).item() == pytest.approx(roughness(net).item(), rel=1e-14)
+
+
+def test_path_distance_by_hand_and_of_refinements():
+    """The coarse network's theta(t) against a fine one that differs by c on one fine step of
+    length h_f: distance |c| sqrt(h_f); a refinement of the same theta(t) is at distance 0."""
+    coarse = small_net()
+    fine = refine(coarse, 2)
+    assert path_distance(coarse, fine).item() == 0.0
+    with torch.no_grad():
+        fine.field.b[3, 0] += 2.0       # h_f = 1/4: distance 2 * 1/2 = 1
+    assert path_distance(coarse, fine).item() == 1.0
+    members = small_net(members=2)
+    assert torch.equal(path_distance(members, refine(members, 3)), torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="multiple"):
+        path_distance(refine(coarse, 2), refine(coarse, 3))
+    with pytest.raises(ValueError, match="share T"):
+        path_distance(coarse, lib.ODENet(width=2, depth=6, T=1.0).double())
+    with pytest.raises(ValueError, match="members"):
+        path_distance(coarse, refine(members, 2))

@@ -10,7 +10,7 @@ from matplotlib.colors import ListedColormap
 
 from ..models import ODENet
 from ..train import History
-from .style import panels
+from .style import MAX_COLUMNS, panels
 
 CLASS_COLOURS = ("#1f77b4", "#d62728")
 """Colours of class 0 and class 1 in every figure of the book."""
@@ -74,30 +74,98 @@ def _project(z: torch.Tensor) -> torch.Tensor:
     return centred @ Vh[:2].T
 
 
+def _layers(net: ODENet, layers: Sequence[int] | None, count: int) -> list[int]:
+    """The chosen layer indices, checked, or ``count`` evenly spaced ones (first and last
+    included)."""
+    K = net.depth
+    layers = list(layers) if layers is not None else sorted(
+        {round(i * K / (count - 1)) for i in range(count)})
+    if not layers or min(layers) < 0 or max(layers) > K:
+        raise ValueError(f"layers must be indices in 0..{K}, got {layers}")
+    return layers
+
+
+def _transition_panel(ax, net: ODENet, z: torch.Tensor, y: torch.Tensor, k: int, legend: bool,
+                      title: str | None = None, line_legend: bool = True) -> None:
+    """Draw the features ``z = z^k`` ``[n, d]`` of one layer on ``ax`` (projected to 2-D when
+    wider), coloured by class (with their legend if ``legend``); for width 2 at the last layer
+    also the classifier's line (with a legend of the panel if ``line_legend``)."""
+    z = _project(z)
+    scatter_classes(ax, z, y, size=3, legend=legend)
+    ax.set(title=title or f"$k = {k}$, $t = {k * net.h:g}$", xlabel="$z_1$", ylabel="$z_2$")
+    if k == net.depth and net.width == 2 and net.classifier.classes == 2:
+        w = net.classifier.w.detach().cpu()
+        w0 = float(net.classifier.w0.detach())
+        s = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), 2)
+        if abs(float(w[1])) > 1e-12:
+            ax.plot(s, -(w0 + w[0] * s) / w[1], "k--", lw=1, label="$w^Tz+w_0=0$")
+            ax.set_ylim(float(z[:, 1].min()) - 0.2, float(z[:, 1].max()) + 0.2)
+            if line_legend:
+                ax.legend(loc="upper right")
+
+
 def transitions(net: ODENet, X: torch.Tensor, y: torch.Tensor, layers: Sequence[int] | None = None):
     """The features ``z^k`` of the data after the chosen ``layers`` (default: six evenly spaced,
     first and last included), coloured by class.  Features wider than 2 are shown in their two
     leading principal components; for width 2 the last panel also shows the classifier's line
     ``w^T z + w0 = 0``."""
-    K = net.depth
-    layers = list(layers) if layers is not None else sorted({round(i * K / 5) for i in range(6)})
-    if not layers or min(layers) < 0 or max(layers) > K:
-        raise ValueError(f"layers must be indices in 0..{K}, got {layers}")
+    layers = _layers(net, layers, 6)
     with torch.no_grad():
         states = net.trajectory(X).cpu()
     fig, axes = panels(len(layers), height=2.3)
     for ax, k in zip(axes, layers):
-        z = _project(states[k])
-        scatter_classes(ax, z, y, size=3, legend=k == layers[0])
-        ax.set(title=f"$k = {k}$, $t = {k * net.h:g}$", xlabel="$z_1$", ylabel="$z_2$")
-        if k == K and net.width == 2 and net.classifier.classes == 2:
-            w = net.classifier.w.detach().cpu()
-            w0 = float(net.classifier.w0.detach())
-            s = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), 2)
-            if abs(float(w[1])) > 1e-12:
-                ax.plot(s, -(w0 + w[0] * s) / w[1], "k--", lw=1, label="$w^Tz+w_0=0$")
-                ax.set_ylim(float(z[:, 1].min()) - 0.2, float(z[:, 1].max()) + 0.2)
-                ax.legend(loc="upper right")
+        _transition_panel(ax, net, states[k], y, k, legend=k == layers[0])
+    return fig
+
+
+def transition_grid(nets: Mapping[str, ODENet], X: torch.Tensor, y: torch.Tensor,
+                    layers: Sequence[int] | None = None):
+    """The transitions of several networks of equal depth (e.g. one per Runge--Kutta method) as
+    a grid: one row per named network, one column per layer in ``layers`` (at most three;
+    default: ``K/3``, ``2K/3`` and ``K``, rounded), each panel drawn as in :func:`transitions`.
+    The legend of the classes stands under the grid."""
+    if not nets:
+        raise ValueError("nets must name at least one network")
+    depths = {net.depth for net in nets.values()}
+    if len(depths) != 1:
+        raise ValueError(f"the networks must have equal depth, got {sorted(depths)}")
+    first = next(iter(nets.values()))
+    layers = _layers(first, layers, 4)[-3:] if layers is None else _layers(first, layers, 4)
+    if len(layers) > MAX_COLUMNS:
+        raise ValueError(f"at most {MAX_COLUMNS} layers fit a row, got {len(layers)}")
+    fig, axes = panels(len(nets) * len(layers), columns=len(layers), height=2.1)
+    for row, (name, net) in enumerate(nets.items()):
+        with torch.no_grad():
+            states = net.trajectory(X).cpu()
+        for ax, k in zip(axes[row * len(layers):], layers):
+            _transition_panel(ax, net, states[k], y, k, legend=False,
+                              title=f"{name}, $k = {k}$", line_legend=False)
+    fig.legend(*axes[len(layers) - 1].get_legend_handles_labels(), loc="outside lower center",
+               ncol=3, markerscale=2)
+    return fig
+
+
+def decision_region_grid(rows: Mapping[str, Mapping[str, tuple[ODENet, torch.Tensor,
+                                                                 torch.Tensor]]],
+                         resolution: int = 80):
+    """A grid of :func:`decision_regions`: one row per name of ``rows`` (e.g. a method), one
+    column per name in it (e.g. a data set, at most three), each cell a network with the
+    points ``(X, y)`` to draw.  Titles name the cell; the legend stands under the grid."""
+    if not rows:
+        raise ValueError("rows must name at least one row")
+    columns = list(next(iter(rows.values())))
+    if any(list(row) != columns for row in rows.values()):
+        raise ValueError("every row must name the same columns in the same order")
+    if not 1 <= len(columns) <= MAX_COLUMNS:
+        raise ValueError(f"rows must hold 1 to {MAX_COLUMNS} columns, got {len(columns)}")
+    fig, axes = panels(len(rows) * len(columns), columns=len(columns), height=2.2)
+    cells = [(r, c) for r in rows for c in columns]
+    for ax, (r, c) in zip(axes, cells):
+        net, X, y = rows[r][c]
+        decision_regions(net, X, y, ax=ax, title=f"{r}, {c}", resolution=resolution)
+        ax.get_legend().remove()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
+               markerscale=2)
     return fig
 
 

@@ -1,0 +1,278 @@
+"""The pieces behind chapter 6 and its appendix: the eigenvalues' prediction of perturbation
+growth (lib.stability, computed from lib.stability's own spectra), configurations run, stored
+and loaded over several seeds (lib.experiments), and the new figures (lib.plotting.regularisation,
+lib.plotting.classification.transition_grid) with the axes and artists they promise."""
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import lib  # noqa: E402
+from lib import experiments as ex  # noqa: E402
+from lib import stability as st  # noqa: E402
+from lib.deep_limit import refine  # noqa: E402
+from lib.plotting import classification as cplot  # noqa: E402
+from lib.plotting import regularisation as rplot  # noqa: E402
+from lib.train import parameter_path, roughness, time_smoothness  # noqa: E402
+
+F64 = torch.float64
+TINY = dict(dataset="spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4, T=2.0,
+            lam=0.1, dtype="float64")
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# --- the eigenvalues' prediction of growth --------------------------------------------------
+
+def test_eigenvalue_growth_is_exp_of_integrated_alpha_per_column():
+    alpha = torch.tensor([[0.5, -1.0], [2.0, 0.0], [-1.0, 1.0]], dtype=F64)
+    growth = st.eigenvalue_growth(alpha, 0.1)
+    assert growth.shape == (4, 2)
+    for j in range(2):
+        torch.testing.assert_close(growth[:, j], st.growth_bound(alpha[:, j], 0.1), rtol=0,
+                                   atol=1e-15)
+    torch.testing.assert_close(st.eigenvalue_growth(alpha[:, 0], 0.1),
+                               st.growth_bound(alpha[:, 0], 0.1), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="alpha"):
+        st.eigenvalue_growth(torch.zeros(2, 2, 2), 0.1)
+    with pytest.raises(ValueError, match="h must"):
+        st.eigenvalue_growth(alpha, 0.0)
+
+
+def test_trajectory_spectra_are_those_of_the_layer_jacobians_at_the_trajectory():
+    """J = diag(sigma'(A z + b)) A for the ResNet field, at every state z_n^k of the trajectory."""
+    net = lib.ODENet(width=3, depth=5, T=2.0, seed=3).double()
+    x = torch.randn(7, 2, generator=gen(1), dtype=F64)
+    spectra = st.trajectory_spectra(net, x)
+    states = net.trajectory(x).detach()
+    J = []
+    for k, (A, b) in enumerate(net.field.thetas()):
+        A, b = A.detach(), b.detach()
+        D = 1 - torch.tanh(states[k] @ A.T + b) ** 2
+        J.append(D[:, :, None] * A)
+    J = torch.stack(J)
+    torch.testing.assert_close(spectra.alpha, torch.linalg.eigvals(J).real.amax(-1))
+    torch.testing.assert_close(spectra.log_norm, torch.linalg.eigvalsh((J + J.mT) / 2)[..., -1])
+    torch.testing.assert_close(spectra.variation,
+                               torch.linalg.matrix_norm(J[1:] - J[:-1], ord=2) / net.h)
+    assert bool((spectra.alpha <= spectra.log_norm + 1e-12).all())
+
+
+def test_spectra_come_from_lib_stability(monkeypatch):
+    """trajectory_spectra and growth_comparison (and so stability_summary) compute every Jacobian
+    with lib.stability.jacobians: one call per layer, no second copy of the code."""
+    calls = []
+    original = st.jacobians
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(st, "jacobians", counting)
+    net = lib.ODENet(width=2, depth=6, T=3.0, seed=0).double()
+    st.growth_comparison(net, torch.randn(5, 2, generator=gen(2), dtype=F64), generator=gen(3))
+    assert len(calls) == 6
+    experiment = ex.run(TINY)
+    ex.stability_summary(experiment, points=5, refinement=2)
+    assert len(calls) == 6 + 2 * 8
+
+
+def test_growth_comparison_on_markus_yamabe_eigenvalues_are_no_bound():
+    """Every frozen A(t) of Markus & Yamabe has alpha = -1/4 and mu_2 = 1/2; perturbations grow like
+    e^(t/2): the eigenvalues predict e^(-t/4), the log norms bound e^(t/2) and attain it."""
+    net = st.markus_yamabe_network(T=4.0, depth=200)
+    x = torch.randn(6, 2, generator=gen(4), dtype=F64)
+    c = st.growth_comparison(net, x, radius=1e-6, generator=gen(5))
+    T = c.t[-1]
+    torch.testing.assert_close(c.eigenvalues[-1], torch.exp(-T / 4).expand(6))
+    torch.testing.assert_close(c.log_norms[-1], torch.exp(T / 2).expand(6))
+    torch.testing.assert_close(c.bound, torch.exp(c.t / 2))
+    assert float(c.measured[-1].max()) > 10 * float(c.eigenvalues[-1, 0])  # no bound at all
+    assert bool((c.measured <= c.log_norms * (1 + 1e-6)).all())        # the log norm bounds it
+    assert float(c.measured[-1].max()) > 0.8 * float(c.bound[-1])     # and nearly attained
+
+
+def test_growth_comparison_of_a_symmetric_linear_layer_agrees_everywhere():
+    """sigma = identity, b = 0 and the same symmetric A in every layer: J = A is normal and
+    constant, so alpha = mu_2 = nu, and the growth of the fine flow is e^(lambda_max t) for a
+    perturbation along the top eigenvector, at most that for the others."""
+    net = lib.ODENet(width=2, depth=400, T=2.0, activation="identity", seed=0).double()
+    A = torch.tensor([[0.3, 0.2], [0.2, -0.5]], dtype=F64)
+    with torch.no_grad():
+        net.field.A.copy_(A.expand(400, 2, 2))
+        net.field.b.zero_()
+    c = st.growth_comparison(net, torch.randn(4, 2, generator=gen(6), dtype=F64),
+                             generator=gen(7))
+    top = torch.linalg.eigvalsh(A)[-1]
+    torch.testing.assert_close(c.eigenvalues, c.log_norms)
+    torch.testing.assert_close(c.bound, torch.exp(top * c.t))
+    assert bool((c.measured <= c.bound[:, None] * (1 + 1e-9)).all())
+    assert torch.equal(c.spectra.variation, torch.zeros(399, 4, dtype=F64))
+
+
+# --- configurations over seeds: run, store, load -------------------------------------------
+
+def test_run_is_deterministic_and_is_classify():
+    one, two = ex.run(TINY), ex.run(TINY)
+    for p, q in zip(one.net.parameters(), two.net.parameters()):
+        assert torch.equal(p, q)
+    assert torch.equal(one.history.loss, two.history.loss)
+    direct = ex.classify("spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4, T=2.0,
+                         regulariser=time_smoothness(0.1), dtype=F64)
+    for p, q in zip(one.net.parameters(), direct.net.parameters()):
+        assert torch.equal(p, q)
+    assert one.train_accuracy.shape == (2,) and ex.spread(one.validation_accuracy)
+
+
+def test_run_refined_from_a_start():
+    start = ex.run(TINY)
+    config = dict(TINY, depth=8, iterations=1, lr=1e-12, start="tiny")
+    finer = ex.run(config, start=start)
+    assert finer.net.depth == 8 and finer.net.h == 0.25
+    assert torch.equal(finer.X, start.X) and finer.seeds == start.seeds
+    # one step of size 1e-12 from the refined start: theta(t) has not moved
+    assert torch.allclose(parameter_path(finer.net), parameter_path(refine(start.net, 2)),
+                          rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="multiple"):
+        ex.run(dict(TINY, depth=6), start=start)
+
+
+def test_records_round_trip(tmp_path):
+    experiment = ex.run(TINY)
+    record = ex.to_record(experiment, TINY)
+    path = tmp_path / "runs.json"
+    ex.save_records(path, {"tiny": record}, note="test")
+    metadata, records = ex.load_records(path)
+    assert metadata == {"note": "test"} and list(records) == ["tiny"]
+    assert json.loads(path.read_text())["records"]["tiny"]["config"] == TINY
+    loaded = ex.from_record(records["tiny"])
+    for p, q in zip(loaded.net.parameters(), experiment.net.parameters()):
+        assert torch.equal(p, q)
+    assert torch.equal(loaded.X_val, experiment.X_val)
+    assert torch.equal(loaded.validation_accuracy, experiment.validation_accuracy)
+    assert torch.equal(loaded.objective, experiment.objective)
+    assert len(loaded.history.loss) == len(experiment.history.recorded)
+    full = ex.from_record(ex.to_record(experiment, TINY, full_loss=True))
+    assert torch.equal(full.history.loss, experiment.history.loss)
+    with pytest.raises(FileNotFoundError, match="regenerate"):
+        ex.load_records(tmp_path / "missing.json")
+    with pytest.raises(ValueError, match="regulariser"):
+        ex.run(dict(TINY, regulariser=None))
+
+
+def test_stability_summary_per_seed():
+    experiment = ex.run(TINY)
+    summary = ex.stability_summary(experiment, points=8, refinement=2)
+    assert all(v.shape == (2,) and v.dtype == F64 for v in summary)
+    assert torch.equal(summary.roughness, roughness(experiment.net))
+    again = ex.stability_summary(experiment, points=8, refinement=2)
+    assert all(torch.equal(a, b) for a, b in zip(summary, again))
+    assert bool((summary.log_growth <= summary.log_bound + 1e-6).all())
+    assert bool((summary.gap >= -1e-12).all())
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    return ex.run(TINY)
+
+
+def lines(ax):
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def test_entry_labels(tiny):
+    assert rplot.entry_labels(tiny.net.member(0)) == [
+        "$A_{11}$", "$A_{12}$", "$A_{21}$", "$A_{22}$", "$b_{1}$", "$b_{2}$"]
+
+
+def test_theta_paths_figure(tiny):
+    nets = {"λ = 0": tiny.net.member(0), "λ = 0.1": tiny.net.member(1)}
+    fig = rplot.theta_paths(nets)
+    axes = fig.axes
+    assert len(axes) == 2 and [ax.get_title() for ax in axes] == list(nets)
+    for ax in axes:
+        assert len(lines(ax)) == 6 and ax.get_xlabel() and ax.get_ylabel()
+        assert [line.get_linestyle() for line in lines(ax)] == ["-"] * 4 + ["--"] * 2
+        t, _ = lines(ax)[0].get_data()
+        assert t[0] == 0 and t[-1] == tiny.net.T
+    assert len(fig.legends) == 1
+    plt.close(fig)
+    with pytest.raises(ValueError, match="members"):
+        rplot.theta_paths({"all": tiny.net})
+
+
+def test_deep_limit_and_distance_figures(tiny):
+    one = tiny.net.member(0)
+    runs = {"λ = 0": {4: one, 8: refine(one, 2)}, "λ = 0.1": {4: one, 8: refine(one, 2)}}
+    fig = rplot.deep_limit_paths(runs, entries=(0, 4))
+    assert len(fig.axes) == 4
+    assert all(len(lines(ax)) == 2 for ax in fig.axes)
+    assert fig.axes[1].get_title() == "λ = 0: $b_{1}$"
+    plt.close(fig)
+    fig = rplot.refinement_distances([10, 20], {"a": torch.rand(2, 5), "b": torch.rand(2, 5)})
+    (ax,) = fig.axes
+    assert len(ax.containers) == 2 and ax.get_xscale() == ax.get_yscale() == "log"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="shape"):
+        rplot.refinement_distances([10, 20], {"a": torch.rand(3, 5)})
+
+
+def test_explorer_figure_and_widget(tiny):
+    runs = {}
+    for s, lam in enumerate((0.0, 0.1)):
+        net = tiny.net.member(s)
+        runs[lam] = rplot.ExplorerRun(net, tiny.X_val[s], tiny.y_val[s],
+                                      st.network_curves(net, tiny.X_val[s], pairs=8))
+    fig = rplot.explorer_figure(runs, 0.1, 2)
+    assert len(fig.axes) == 4
+    theta, curves, regions, features = fig.axes
+    assert len(lines(theta)) == 6
+    assert [line.get_label() for line in lines(curves)] == [r"$\max_z \alpha(J)$",
+                                                            r"$\nu \approx \max_z \mu_2(J)$"]
+    assert features.get_title().startswith("features at $k = 2$")
+    plt.close(fig)
+    widget = rplot.explorer(runs)
+    assert [c.description for c in widget.children[:2]] == ["λ", "layer k"]
+    plt.close("all")
+    with pytest.raises(ValueError, match="lam must be one of"):
+        rplot.explorer_figure(runs, 0.5, 1)
+    with pytest.raises(ValueError, match="layer"):
+        rplot.explorer_figure(runs, 0.1, 9)
+
+
+def test_transition_grid(tiny):
+    nets = {"Euler": tiny.net.member(0), "Heun": tiny.net.member(1)}
+    fig = cplot.transition_grid(nets, tiny.X[0], tiny.y[0])
+    assert len(fig.axes) == 6
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["Euler, $k = 1$", "Euler, $k = 3$",
+                                                       "Euler, $k = 4$"]
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    assert all(len(ax.collections) == 2 for ax in fig.axes)        # the two classes
+    assert len(lines(fig.axes[2])) == 1                            # the classifier's line
+    assert len(fig.legends) == 1
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at most 3"):
+        cplot.transition_grid(nets, tiny.X[0], tiny.y[0], layers=[1, 2, 3, 4])
+    with pytest.raises(ValueError, match="equal depth"):
+        cplot.transition_grid({"a": tiny.net.member(0), "b": refine(tiny.net.member(0), 2)},
+                              tiny.X[0], tiny.y[0])
+
+
+def test_decision_region_grid(tiny):
+    cell = (tiny.net.member(0), tiny.X[0], tiny.y[0])
+    rows = {"Euler": {"spiral": cell, "again": cell}, "RK4": {"spiral": cell, "again": cell}}
+    fig = cplot.decision_region_grid(rows, resolution=20)
+    assert len(fig.axes) == 4 and fig.axes[3].get_title() == "RK4, again"
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert all(ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="same columns"):
+        cplot.decision_region_grid({"a": {"x": cell}, "b": {"y": cell}})
