@@ -473,9 +473,7 @@ def markus_yamabe_network(T: float, depth: int, method="rk4") -> ODENet:
     return net
 
 
-# ======================================================================================
-
-
+# =============================================================================================
 # Folding: the Jacobian determinant of each layer map (chapter 1)
 # =============================================================================================
 # A layer of a network is the map Phi_h(z) = z + h sum_i beta_i f(Z_i; theta^k): one step of its
@@ -531,7 +529,8 @@ def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
                         f"{type(net.field).__name__}")
     A = net.field.stacks()["A"].detach()
     return net.h * torch.linalg.matrix_norm(A, ord=2)
-=======
+
+
 # --- the eigenvalues' prediction of perturbation growth (chapter 6) ---------------------------
 #
 # Along a trajectory z(t) of the flow, a small perturbation obeys the linear non-autonomous
