@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import ipywidgets  # noqa: E402
 import torch  # noqa: E402
 
 import lib  # noqa: E402
@@ -241,6 +242,13 @@ def test_explorer_figure_and_widget(tiny):
     plt.close(fig)
     widget = rplot.explorer(runs)
     assert [c.description for c in widget.children[:2]] == ["λ", "layer k"]
+    # the figure is a PNG in an Image widget: an Output widget stalls nbconvert (nbclient #312)
+    assert not [w for w in widget.children if isinstance(w, ipywidgets.Output)]
+    status, image = widget.children[2:]
+    assert status.value == "λ = 0.1, layer k = 2" and bytes(image.value[:4]) == b"\x89PNG"
+    before = bytes(image.value)
+    widget.children[1].value = 0
+    assert status.value == "λ = 0.1, layer k = 0" and bytes(image.value) != before
     plt.close("all")
     with pytest.raises(ValueError, match="lam must be one of"):
         rplot.explorer_figure(runs, 0.5, 1)

@@ -1,12 +1,14 @@
-"""An interactive explorer of ResNet-like networks: choose the depth ``K``, the step ``h`` and
-the activation, train, and see the decision regions and the features layer by layer.
+"""Interactive explorers: ``ipywidgets`` controls over a figure, and chapter 1's explorer of
+ResNet-like networks (choose the depth ``K``, the step ``h`` and the activation, train, and see
+the decision regions and the features layer by layer).
 
-The widget shows its figure as a PNG in an ``ipywidgets.Image``, not through an ``Output``
-widget.  Output captured by an ``Output`` widget while a cell runs makes headless executors
-(nbclient, hence ``jupyter nbconvert --execute``) send the widget's new state back to the
-kernel on the shell socket while they wait for the cell's reply on that same socket; now and
-then that wait is not woken and lasts the whole cell timeout (nbclient issue #312).  An
-``Image`` widget needs no such round trip: the kernel only sends its new value.
+:func:`figure_widget` shows its figure as a PNG in an ``ipywidgets.Image``, not through an
+``Output`` widget (as ``ipywidgets.interactive`` does).  Output captured by an ``Output`` widget
+while a cell runs makes headless executors (nbclient, hence ``jupyter nbconvert --execute``)
+send the widget's new state back to the kernel on the shell socket while they wait for the
+cell's reply on that same socket; now and then that wait is not woken and lasts the whole cell
+timeout (nbclient issue #312).  An ``Image`` widget needs no such round trip: the kernel only
+sends its new value.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from ..train import train
 from .classification import decision_regions, scatter_classes
 from .style import panels
 
-__all__ = ["explorer_figure", "figure_png", "explorer"]
+__all__ = ["figure_widget", "figure_png", "explorer_figure", "explorer"]
 
 
 def explorer_figure(dataset: str = "donut2d", depth: int = 10, h: float = 1.0,
@@ -54,6 +56,32 @@ def figure_png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def figure_widget(draw, controls, describe):
+    """A box of ``controls``, a status line and the figure ``draw(*values)`` as a PNG, drawn now
+    and again whenever a control's value changes.  ``describe(*values)`` is the status line;
+    while ``draw`` runs it ends in "…", and an exception is shown there instead of the figure
+    (a widget callback has nowhere else to report it)."""
+    import ipywidgets as widgets
+
+    status = widgets.Label()
+    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+
+    def update(change=None):
+        values = [c.value for c in controls]
+        status.value = f"{describe(*values)} …"
+        try:
+            image.value = figure_png(draw(*values))
+        except Exception as error:
+            status.value = f"{type(error).__name__}: {error}"
+            return
+        status.value = describe(*values)
+
+    for control in controls:
+        control.observe(update, names="value")
+    update()
+    return widgets.VBox([*controls, status, image])
+
+
 def explorer(dataset: str = "donut2d", **options):
     """The ipywidgets explorer: sliders for ``K`` and ``h``, a menu for the activation, a status
     line and the figure of :func:`explorer_figure` (``options`` are passed on to it).  It trains
@@ -67,20 +95,7 @@ def explorer(dataset: str = "donut2d", **options):
                             continuous_update=False),
         widgets.Dropdown(options=sorted(ACTIVATIONS), value="tanh", description="σ"),
     ]
-    status = widgets.Label()
-    image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
-
-    def update(change=None):
-        depth, h, activation = (c.value for c in controls)
-        status.value = f"training K = {depth}, h = {h:g}, {activation} …"
-        try:
-            image.value = figure_png(explorer_figure(dataset, depth, h, activation, **options))
-        except Exception as error:  # shown in the widget: a callback has nowhere else to print
-            status.value = f"{type(error).__name__}: {error}"
-            return
-        status.value = f"{dataset}: K = {depth}, h = {h:g}, σ = {activation}"
-
-    for control in controls:
-        control.observe(update, names="value")
-    update()
-    return widgets.VBox([*controls, status, image])
+    return figure_widget(
+        lambda depth, h, activation: explorer_figure(dataset, depth, h, activation, **options),
+        controls,
+        lambda depth, h, activation: f"{dataset}: K = {depth}, h = {h:g}, σ = {activation}")

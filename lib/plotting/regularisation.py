@@ -15,6 +15,7 @@ from ..models import ODENet
 from ..stability import GrowthComparison, StabilityCurves
 from ..train import parameter_path
 from .classification import _transition_panel, decision_regions
+from .explorer import figure_widget
 from .stability import EIGENVALUE_COLOUR, LIPSCHITZ_COLOUR
 from .style import panels
 
@@ -195,20 +196,18 @@ def explorer_figure(runs: Mapping[float, ExplorerRun], lam: float, layer: int):
 
 def explorer(runs: Mapping[float, ExplorerRun]):
     """The ipywidgets explorer of :func:`explorer_figure`: a slider over the values of
-    ``lambda`` in ``runs`` and one over the layers.  Everything it draws is precomputed in
+    ``lambda`` in ``runs`` and one over the layers, above the figure as a PNG
+    (:func:`lib.plotting.explorer.figure_widget`).  Everything it draws is precomputed in
     ``runs`` except the decision regions (one forward pass over a grid)."""
     import ipywidgets as widgets
 
     values = sorted(runs)
     depth = runs[values[0]].net.depth
-
-    def show(lam, layer):
-        explorer_figure(runs, lam, layer)
-        plt.show()
-
-    return widgets.interactive(
-        show,
-        lam=widgets.SelectionSlider(options=values, value=values[len(values) // 2],
-                                    description="λ"),
-        layer=widgets.IntSlider(value=depth // 2, min=0, max=depth, step=1, description="layer k"),
-    )
+    controls = [
+        widgets.SelectionSlider(options=values, value=values[len(values) // 2],
+                                description="λ", continuous_update=False),
+        widgets.IntSlider(value=depth // 2, min=0, max=depth, step=1, description="layer k",
+                          continuous_update=False),
+    ]
+    return figure_widget(lambda lam, layer: explorer_figure(runs, lam, layer), controls,
+                         lambda lam, layer: f"λ = {lam:g}, layer k = {layer}")
