@@ -106,6 +106,7 @@ def prepare_imports() -> list[str]:
                 return str(self.data)
 
         package, shown = types.ModuleType("IPython"), types.ModuleType("IPython.display")
+        package.version_info, package.get_ipython = (0, 0, 0), lambda: None  # asked by matplotlib
         shown.display = display
         shown.clear_output = lambda *args, **kwargs: None
         for name in ("Markdown", "HTML", "Math", "Latex", "Code", "Image", "SVG", "JSON"):

@@ -19,11 +19,12 @@ def run_chapter(tmp_path, cells):
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     path = tmp_path / "chapter.ipynb"
     nbformat.write(nb, path)
-    # ipywidgets is missing on the GPU machine: hide it here too
+    # ipywidgets and IPython are missing on the GPU machine: hide them here too
     hidden = tmp_path / "hide"
-    (hidden / "ipywidgets").mkdir(parents=True)
-    (hidden / "ipywidgets" / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'ipywidgets'\", name='ipywidgets')\n")
+    for module in ("ipywidgets", "IPython"):
+        (hidden / module).mkdir(parents=True)
+        (hidden / module / "__init__.py").write_text(
+            f"raise ModuleNotFoundError(\"No module named '{module}'\", name='{module}')\n")
     report = tmp_path / "report.json"
     env = {"PYTHONPATH": str(hidden), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
            "MPLBACKEND": "Agg"}
@@ -39,7 +40,8 @@ def test_a_chapter_runs_as_a_script_until_a_claim_fails(tmp_path):
         SETUP_CELL,
         "%matplotlib inline\nfrom IPython.display import display\nfrom lib import claims",
         "from lib.plotting.explorer import explorer, explorer_figure\nexplorer()",
-        "fig = explorer_figure('spiral', depth=2, iterations=3, n=20)\nprint('drawn')",
+        "fig = explorer_figure('spiral', depth=2, iterations=3, n=20)\ndisplay(fig)\n"
+        "import matplotlib.pyplot as plt\nplt.show()\nprint('drawn')",
         "print(claims.at_most('a small number', 1.0, 2.0))",
         "claims.at_most('a smaller number', 3.0, 2.0)",
         "print('never')",
