@@ -175,8 +175,8 @@ def test_bad_input_shape_is_refused(x, error):
 @pytest.mark.parametrize("classes", [2, 3])
 def test_each_member_is_the_network_of_its_seed(field, classes):
     """Before training, member s holds exactly the parameters of the network seeded seeds[s];
-    its features and logits agree bitwise (the batched product repeats the single one), and its
-    gradient to round-off."""
+    its features agree to a few ulps (a batched and a single matrix product may round
+    differently on another CPU), and its gradient to round-off."""
     seeds = [4, 0, 7]
     kwargs = dict(width=3, depth=4, T=2.0, method="rk4", field=field, classes=classes)
     members = ODENet(seed=seeds, **kwargs).double()
@@ -191,7 +191,8 @@ def test_each_member_is_the_network_of_its_seed(field, classes):
         for (name, p), q in zip(one.named_parameters(), alone.parameters()):
             assert torch.equal(p, q), name
         with torch.no_grad():
-            assert torch.equal(members.features(X)[i], alone.features(X[i]))
+            together, single = members.features(X)[i], alone.features(X[i])
+            assert torch.allclose(together, single, rtol=0, atol=8 * EPS * single.abs().max())
         cross_entropy(alone(X[i]), y[i]).backward()
         grads = dict(members.named_parameters())
         for name, q in alone.named_parameters():
