@@ -5,8 +5,9 @@
    (unpinned) releases of its dependencies (matplotlib, ipywidgets, torchdiffeq, tqdm) and of
    the kernel stack (ipykernel, nbclient).  torch is the one pin: ``torch==2.13.0``, the CPU
    build on this project's machines (an unpinned torch would download a multi-GB CUDA build).
-3. Copy every chapter notebook of ``_toc.yml`` to a folder outside the repository and execute
-   it there top to bottom in that environment's kernel.  The chapters' own claims
+3. Copy every chapter notebook of ``_toc.yml`` to a folder outside the repository, with the
+   stored runs under ``data/`` that chapter 6 and the appendix would download there on Colab
+   (CI has no network), and execute each top to bottom in that environment's kernel.  The chapters' own claims
    (``lib.claims``) must hold; outputs are not compared.  The set-up cell finds the installed
    version and installs nothing.
 
@@ -119,6 +120,11 @@ def main() -> int:
               f"({time.monotonic() - start:.0f} s to build and install):")
         run([python, "-c", CHECK], env=env, cwd=notebooks)
         copies = [pathlib.Path(shutil.copy(nb, notebooks)) for nb in chapters()]
+        # On Colab chapter 6 and the appendix download their stored runs from the book's tagged
+        # repository into data/; CI has no network, so the files are put where the download
+        # would put them (the download itself: tests/test_regularisation.py, with a file URL).
+        shutil.copytree(ROOT / "book" / "data", notebooks / "data",
+                        ignore=shutil.ignore_patterns("*.py", "__pycache__"))
         if not copies:
             print("no chapter notebooks in _toc.yml")
             return 1

@@ -163,6 +163,10 @@ def test_records_round_trip(tmp_path):
     assert torch.equal(full.history.loss, experiment.history.loss)
     with pytest.raises(FileNotFoundError, match="regenerate"):
         ex.load_records(tmp_path / "missing.json")
+    # a missing file is downloaded from the url first (on Colab: the book's tagged repository)
+    fetched = tmp_path / "colab" / "data" / "runs.json"
+    assert ex.load_records(fetched, url=path.as_uri()) == (metadata, records)
+    assert fetched.read_bytes() == path.read_bytes()
     with pytest.raises(ValueError, match="regulariser"):
         ex.run(dict(TINY, regulariser=None))
 
