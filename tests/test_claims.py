@@ -72,3 +72,26 @@ def test_tensors_and_bad_arguments():
         claims.epsilon(torch.int64)
     with pytest.raises(TypeError, match="ok must be a bool"):
         claims.holds("not a bool", 1)
+
+
+def test_report_shows_kind_measured_value_and_tolerance():
+    claims.roundoff("two sums agree", 3 * EPS, 64)
+    claims.at_least("an accuracy", 0.93456, 0.9, digits=2)
+    claims.exactly("a count", 7, 7, identity=True)
+    claims.roundoff("exactly zero", 0.0, 4)
+    assert claims.report().split("\n") == [
+        "4 claims checked: 3 evidence, 1 identity (hold by algebra)",
+        "✓ evidence: two sums agree", "    measured ‹≤ 4 ε›, tolerance ≤ 64 ε",
+        "✓ evidence: an accuracy", "    measured ‹0.93›, tolerance ≥ 0.9",
+        "✓ identity: a count", "    measured ‹7›, tolerance exactly 7",
+        "✓ evidence: exactly zero", "    measured ‹0›, tolerance ≤ 4 ε",
+    ]
+
+
+def test_identity_and_digits_are_checked_arguments():
+    with pytest.raises(TypeError, match="identity must be a bool"):
+        claims.at_most("x", 0.5, 1, identity="yes")
+    with pytest.raises(ValueError, match="digits must be a positive int"):
+        claims.at_most("x", 0.5, 1, digits=0)
+    assert claims.holds("an order", True, measured="0.91 < 0.93") == "holds"
+    assert "measured ‹0.91 < 0.93›" in claims.report()
