@@ -68,7 +68,8 @@ APPENDIX = ROOT / "book" / "appendix_gradient_costs.md"
 ROUNDOFF_ULPS = 64
 """The bound, in units of the working precision, that OTD with the partner must meet."""
 
-HAMILTONIAN = {"dto_hamiltonian": adjoint.dto_gradient, "reversible": adjoint.reversible_gradient}
+HAMILTONIAN = {"dto_hamiltonian": adjoint.dto_gradient,
+               "reversible": adjoint.GRADIENTS["reversible"]}
 """The methods measured on the Hamiltonian network, each against ``dto_hamiltonian``."""
 METHODS = ["dto", "checkpointed_dto", "otd_partner", "backsolve", "torchdiffeq_adjoint",
            *HAMILTONIAN]

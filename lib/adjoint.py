@@ -40,20 +40,21 @@ from torch.utils.checkpoint import checkpoint
 from .integrators import rk_solve, rk_step, weighted_sum
 from .models import ODENet
 from .tableaux import METHODS, ButcherTableau, get_tableau, symplectic_partner
-from .train import LOSSES, check_data
+from .train import LOSSES, per_member
 
 Gradient = dict[str, torch.Tensor]
 
 
 # --- shared pieces -------------------------------------------------------------------------------
 
-def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+def _setup(net, x, y, loss: str) -> tuple[Callable, torch.Tensor, torch.Tensor]:
+    """Check the arguments of a gradient method; return the data loss and the data, repeated for
+    each member when a network with ``S`` members is given one data set shared by all.  With
+    members the objective is the sum of the members' losses, so each member's block of the
+    gradient is that member's own gradient: S networks as one computation."""
     if not isinstance(net, ODENet):
         raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
-    if net.members is not None:
-        raise ValueError(f"net has {net.members} members; the gradient methods compute one "
-                         "network's gradient: pass net.member(s)")
-    check_data(net, x, y, "(x, y)")
+    x, y = per_member(net, x, y, "(x, y)")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
     layered = set(layer_keys(net))
@@ -61,7 +62,7 @@ def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch
     if other:
         raise ValueError(f"the adjoint sweeps need every field parameter stacked per layer "
                          f"(in field.stacks()); {other} are not")
-    return LOSSES[loss]
+    return LOSSES[loss], x, y
 
 
 def _require_tensor_state(net: ODENet, name: str) -> None:
@@ -83,7 +84,7 @@ def _terminal(net: ODENet, zK: torch.Tensor, y: torch.Tensor, data_loss) -> tupl
     params = dict(net.classifier.named_parameters(prefix="classifier"))
     with torch.enable_grad():
         zK = zK.detach().requires_grad_(True)
-        E = data_loss(net.classifier(zK), y)
+        E = data_loss(net.classifier(zK), y).sum()
         pK, *grads = torch.autograd.grad(E, (zK, *params.values()))
     return pK, dict(zip(params, grads))
 
@@ -159,6 +160,33 @@ def _adjoint_step(stages, theta, p: torch.Tensor, coupling, weights, h: float):
     return weighted_sum(p, JP, weights, h), grads
 
 
+def _weighted_adjoint_step(stages, theta, p: torch.Tensor, tableau: ButcherTableau, h: float):
+    """One backward step of the partner's sweep in the weighted stage adjoints
+    ``Lambda_i = b_i P_i``, which need no division by ``b_i`` (Matsubara, Miyatake & Yaguchi
+    2021, the symplectic adjoint; Hager 2000):
+
+        Lambda_i = b_i p + h sum_j a_ji J_j^T Lambda_j,     J_i = df/dz(Z_i; theta),
+        returns  p + h sum_i J_i^T Lambda_i  and  h sum_i (df/dtheta(Z_i))^T Lambda_i.
+
+    Multiplying the partner's ``P_i = p + h sum_j (b_j a_ji / b_i) J_j^T P_j`` by ``b_i`` gives
+    these equations; they hold as well where ``b_i = 0`` (explicit midpoint, dopri5), where no
+    partner tableau exists, and they are the reverse-mode derivative of the step.
+    """
+    s = tableau.stages
+    JL = [None] * s  # J_i^T Lambda_i
+    GL = [None] * s  # (df/dtheta(Z_i))^T Lambda_i
+    for i in range(s - 1, -1, -1):
+        later = range(i + 1, s)
+        L = weighted_sum(tableau.b[i] * p, [JL[j] for j in later],
+                         [tableau.a[j][i] for j in later], h)
+        Z, fZ = stages[i]
+        JL[i], *GL[i] = torch.autograd.grad(fZ, (Z, *theta), L)
+    ones = [1.0] * s
+    grads = [weighted_sum(torch.zeros_like(G), [Gi[m] for Gi in GL], ones, h)
+             for m, G in enumerate(GL[0])]
+    return weighted_sum(p, JL, ones, h), grads
+
+
 # --- the gradients -------------------------------------------------------------------------------
 
 def dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
@@ -166,10 +194,10 @@ def dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     """Discretise-then-optimise: ``dE/dtheta`` by autograd through the ``K`` discrete steps
     (reverse-mode differentiation of the network, LeCun 1988), exact for the discrete network.
     Memory grows like ``K s`` stored stage activations."""
-    data_loss = _setup(net, x, y, loss)
+    data_loss, x, y = _setup(net, x, y, loss)
     params = dict(net.named_parameters())
     with torch.enable_grad():
-        grads = torch.autograd.grad(data_loss(net(x), y), tuple(params.values()))
+        grads = torch.autograd.grad(data_loss(net(x), y).sum(), tuple(params.values()))
     return dict(zip(params, grads))
 
 
@@ -180,7 +208,7 @@ def checkpointed_dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     segment's graph is recomputed on the way back (:func:`torch.utils.checkpoint.checkpoint`).
     The same operations run in the same order, so the gradient is bitwise the DTO gradient;
     memory is about ``K / segment`` states plus one segment's graph."""
-    data_loss = _setup(net, x, y, loss)
+    data_loss, x, y = _setup(net, x, y, loss)
     _require_tensor_state(net, "checkpointed_dto_gradient")
     K = net.depth
     segment = math.ceil(math.sqrt(K)) if segment is None else segment
@@ -197,7 +225,7 @@ def checkpointed_dto_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
         z = net.lift(x)
         for start in range(0, K, segment):
             z = checkpoint(run, z, start, min(start + segment, K), thetas, use_reentrant=False)
-        grads = torch.autograd.grad(data_loss(net.classifier(z), y), tuple(params.values()))
+        grads = torch.autograd.grad(data_loss(net.classifier(z), y).sum(), tuple(params.values()))
     return dict(zip(params, grads))
 
 
@@ -212,7 +240,9 @@ def otd_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     ``adjoint_tableau`` is the method used for ``p``:
 
     - ``None`` (default): the symplectic partner of ``net.tableau``; the result is the DTO
-      gradient to round-off.  A ``ValueError`` if some ``b_i = 0`` (explicit midpoint).
+      gradient to round-off.  Where some ``b_i = 0`` (explicit midpoint, dopri5) no partner
+      tableau exists, and the sweep runs in the weighted stage adjoints ``b_i P_i``
+      (:func:`_weighted_adjoint_step`), which need no division: DTO to round-off as well.
     - a tableau ``(abar, bbar)`` partnered stage by stage with ``net.tableau`` (the partner, or
       any with ``bbar_j - abar_ij = 0`` for ``j <= i``): the stage ``P_i`` uses ``J`` at the
       forward stage ``Z_i``, ``P_i = p^{k+1} + h sum_j (bbar_j - abar_ij) J_j^T P_j``.
@@ -228,13 +258,20 @@ def _otd_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, adjoint_tableau, l
                keep_costates: bool) -> tuple[Gradient, torch.Tensor | None]:
     """:func:`otd_gradient`'s sweep: the gradient and, with ``keep_costates``, the costates
     ``[p^0, ..., p^K]`` of the backward sweep (else ``None``)."""
-    data_loss = _setup(net, x, y, loss)
+    data_loss, x, y = _setup(net, x, y, loss)
     _require_tensor_state(net, "otd_gradient")
     forward = net.tableau
-    adjoint = symplectic_partner(forward) if adjoint_tableau is None else get_tableau(adjoint_tableau)
+    weighted = adjoint_tableau is None and any(b == 0.0 for b in forward.b)
+    if weighted:
+        adjoint = forward
+    else:
+        adjoint = (symplectic_partner(forward) if adjoint_tableau is None
+                   else get_tableau(adjoint_tableau))
     h = net.h
-    reversed_time = adjoint.is_explicit
-    if reversed_time:
+    reversed_time = adjoint.is_explicit and not weighted
+    if weighted:
+        coupling = None
+    elif reversed_time:
         coupling = adjoint.a
     else:
         if adjoint.stages != forward.stages:
@@ -266,7 +303,10 @@ def _otd_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, adjoint_tableau, l
             stages = [_linearise(net, theta, nodes[g]) for g in adjoint.c]
         else:
             _, stages = _linearised_step(net, theta, states[k], h, forward)
-        p, grads = _adjoint_step(stages, theta, p, coupling, adjoint.b, h)
+        if weighted:
+            p, grads = _weighted_adjoint_step(stages, theta, p, forward, h)
+        else:
+            p, grads = _adjoint_step(stages, theta, p, coupling, adjoint.b, h)
         layer_grads.append(grads)
         if keep_costates:
             costates.append(p)
@@ -309,7 +349,7 @@ def _backsolve_sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, loss: str,
                      keep_costates: bool) -> tuple[Gradient, torch.Tensor | None]:
     """:func:`backsolve_gradient`'s sweep: the gradient and, with ``keep_costates``, the
     costates ``[p^0, ..., p^K]`` it computes along the reconstructed states (else ``None``)."""
-    data_loss = _setup(net, x, y, loss)
+    data_loss, x, y = _setup(net, x, y, loss)
     _require_tensor_state(net, "backsolve_gradient")
     with torch.no_grad():
         z = net.features(x)
@@ -361,7 +401,7 @@ def torchdiffeq_adjoint_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     carries the whole stacked parameter tensor in every stage, so its cost grows like ``K^2``."""
     import torchdiffeq
 
-    data_loss = _setup(net, x, y, loss)
+    data_loss, x, y = _setup(net, x, y, loss)
     _require_tensor_state(net, "torchdiffeq_adjoint_gradient")
     names = {(t.a, t.b, t.c): name for name, t in METHODS.items()}
     method = _TORCHDIFFEQ_METHODS.get(names.get((net.tableau.a, net.tableau.b, net.tableau.c)))
@@ -376,18 +416,8 @@ def torchdiffeq_adjoint_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     with torch.enable_grad():
         zK = torchdiffeq.odeint_adjoint(func, z0, t, method=method, options={"step_size": net.h},
                                         adjoint_params=field_params)[-1]
-        grads = torch.autograd.grad(data_loss(net.classifier(zK), y), tuple(params.values()))
+        grads = torch.autograd.grad(data_loss(net.classifier(zK), y).sum(), tuple(params.values()))
     return dict(zip(params, grads))
-
-
-GRADIENTS: dict[str, Callable[..., Gradient]] = {
-    "dto": dto_gradient,
-    "checkpointed_dto": checkpointed_dto_gradient,
-    "otd_partner": otd_gradient,
-    "backsolve": backsolve_gradient,
-    "torchdiffeq_adjoint": torchdiffeq_adjoint_gradient,
-}
-"""The gradient methods by name, each ``(net, x, y) -> dict``."""
 
 
 # --- comparisons and measurements ----------------------------------------------------------------
@@ -625,7 +655,7 @@ def reversible_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
     layer's states and graph, whatever ``K``.  The result is the DTO gradient up to the
     round-off of the reconstruction.  Needs a pair with an explicit adjoint (symplectic
     Euler, Störmer--Verlet)."""
-    data_loss = _setup(net, x, y, loss)
+    data_loss, x, y = _setup(net, x, y, loss)
     _require_reversible(net)
     with torch.no_grad():
         state = net.final_state(x)
@@ -647,3 +677,17 @@ def reversible_gradient(net: ODENet, x: torch.Tensor, y: torch.Tensor,
             stacks[name][k] = g
     gradient = classifier | stacks
     return {name: gradient[name] for name, _ in net.named_parameters()}
+
+
+GRADIENTS: dict[str, Callable[..., Gradient]] = {
+    "dto": dto_gradient,
+    "checkpointed_dto": checkpointed_dto_gradient,
+    "otd_partner": otd_gradient,
+    "backsolve": backsolve_gradient,
+    "torchdiffeq_adjoint": torchdiffeq_adjoint_gradient,
+    "reversible": reversible_gradient,
+}
+"""The gradient methods by name, each ``(net, x, y) -> dict``; every one accepts a network
+with members (each member's block is that member's gradient), and says which networks it
+refuses (``reversible`` needs a Hamiltonian network with a partitioned pair; the sweeps that
+step a tensor state refuse Hamiltonian networks)."""

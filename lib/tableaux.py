@@ -128,6 +128,17 @@ RK38 = ButcherTableau(a=[[0], [1 / 3], [-1 / 3, 1], [1, -1, 1]], b=[1 / 8, 3 / 8
                       c=[0, 1 / 3, 2 / 3, 1], order=4, name="rk38")
 """Kutta's 3/8 rule, fourth order (torchdiffeq's fixed-grid ``rk4``)."""
 
+DOPRI5 = ButcherTableau(
+    a=[[0], [1 / 5], [3 / 40, 9 / 40], [44 / 45, -56 / 15, 32 / 9],
+       [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+       [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+       [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]],
+    b=[35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0],
+    c=[0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1], order=5, name="dopri5")
+"""Dormand--Prince 5(4) (Dormand & Prince 1980), its fifth-order weights as a fixed-step method
+(torchdiffeq's default solver without the error estimate).  Note ``b_2 = b_7 = 0``.  Not in
+:data:`METHODS`, the six classical methods the chapters tabulate; pass it as ``method=DOPRI5``."""
+
 METHODS: dict[str, ButcherTableau] = {t.name: t for t in (EULER, MIDPOINT, HEUN, KUTTA3, RK4, RK38)}
 """Registry of the named explicit methods, keyed by lower-case name."""
 

@@ -182,7 +182,7 @@ def _check_labels(y: torch.Tensor, classes: int, name: str) -> None:
                             y._version, classes)
 
 
-def _per_member(net: ODENet, X, y, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def per_member(net: ODENet, X, y, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked data, with data shared by all members repeated for each."""
     check_data(net, X, y, name)
     if net.members is not None and X.dim() == 2:
@@ -220,11 +220,11 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if gradient is not None and not callable(gradient):
         raise TypeError(f"gradient must be callable as gradient(net, X, y, loss=...), got {gradient!r}")
-    X, y = _per_member(net, X, y, "(X, y)")
+    X, y = per_member(net, X, y, "(X, y)")
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError("validation must be a pair of tensors (X, y)")
-        validation = _per_member(net, *validation, "validation")
+        validation = per_member(net, *validation, "validation")
     data_loss = LOSSES[loss]
     params = dict(net.named_parameters())
     opt = optimizers[optimizer](params.values(), lr=lr)
