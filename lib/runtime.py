@@ -7,8 +7,6 @@ import random
 
 import torch
 
-from .plotting import style
-
 __all__ = ["setup_notebook", "show_source"]
 
 
@@ -32,6 +30,8 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> torch.device:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(threads)
+    from .plotting import style  # here, not at the top: ``import lib`` loads no matplotlib
+
     style.use()
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 

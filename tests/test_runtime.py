@@ -56,3 +56,12 @@ def test_threads_default_to_omp_num_threads(monkeypatch):
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+
+
+def test_import_lib_loads_no_matplotlib():
+    """The library computes without matplotlib; only lib.plotting and setup_notebook load it."""
+    import subprocess
+    import sys
+    code = "import sys, lib, lib.adjoint, lib.stability, lib.experiments; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
