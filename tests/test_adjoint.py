@@ -211,6 +211,21 @@ def test_smooth_network_samples_one_linear_theta():
     assert torch.allclose(other.field.A[2], A[4], atol=1e-15)
 
 
+def test_smooth_network_takes_one_rate_per_coordinate_for_a_saddle():
+    plain = adjoint.smooth_network(width=3, depth=4, T=2.0, seed=4).field.A.detach()
+    saddle = adjoint.smooth_network(width=3, depth=4, T=2.0, contraction=[1.0, -2.0, 0.5],
+                                    seed=4).field.A.detach()
+    rates = torch.diag(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).expand(4, 3, 3)
+    assert torch.allclose(plain - saddle, rates, rtol=0, atol=1e-6)  # built in float32
+    same = adjoint.smooth_network(width=3, depth=4, T=2.0, contraction=[1.5] * 3, seed=4)
+    assert torch.equal(same.field.A, adjoint.smooth_network(width=3, depth=4, T=2.0,
+                                                            contraction=1.5, seed=4).field.A)
+    with pytest.raises(ValueError, match="contraction"):
+        adjoint.smooth_network(width=3, contraction=[1.0, 2.0])
+    with pytest.raises(TypeError, match="contraction"):
+        adjoint.smooth_network(width=3, contraction="fast")
+
+
 def test_standard_procedure_refuses_a_non_finite_objective():
     net = ODENet(width=2, depth=3, T=3.0, seed=0).double()
     x, y = lib.make_dataset("donut2d", 20, dtype=torch.float64)
@@ -280,11 +295,11 @@ def test_weight_penalty_is_its_formula_for_one_network_and_for_members():
                                + float(w.square().sum() + w0.square()))
         assert float(R(one)) == pytest.approx(by_hand, rel=1e-14)
         assert float(values[s]) == pytest.approx(by_hand, rel=1e-14)
-    with pytest.raises(ValueError, match="lam must be a finite number"):
+    with pytest.raises(ValueError, match="rho must be a finite number"):
         adjoint.weight_penalty(-1.0)
 
 
-def test_weight_penalty_adds_lam_theta_to_the_hamiltonian_gradient():
+def test_weight_penalty_adds_rho_theta_to_the_hamiltonian_gradient():
     net = ODENet(width=2, depth=3, T=1.5, method="heun", seed=2).double()
     x, y = data(10, 2)
     plain = adjoint.hamiltonian_gradient(net, x, y)
