@@ -226,6 +226,27 @@ def test_smooth_network_takes_one_rate_per_coordinate_for_a_saddle():
         adjoint.smooth_network(width=3, contraction="fast")
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_backsolve_reconstruction_and_gradient_go_wrong_together_only_in_a_saddle(seed):
+    """Chapter 2: contraction spoils the reconstruction but not the gradient, expansion
+    neither, a saddle (rates 2, -2, 2, -2) both (3/8 rule, h = 0.1, T = 10)."""
+    x, y = data(40, seed)
+
+    def drift_and_error(rates):
+        net = adjoint.smooth_network(width=4, depth=100, T=10.0, method="rk38",
+                                     contraction=rates, seed=seed)
+        z, z_back = adjoint.backward_states(net, x)
+        drift = float((z_back[0] - z[0]).norm() / z[0].norm())
+        error = adjoint.relative_difference(adjoint.backsolve_gradient(net, x, y),
+                                            adjoint.dto_gradient(net, x, y), adjoint.layer_keys(net))
+        return drift, error
+
+    contracting, expanding, saddle = (drift_and_error(r) for r in (2.0, -2.0, [2, -2, 2, -2]))
+    assert contracting[0] > 1 and contracting[1] < 1e-3
+    assert expanding[0] < 1e-5 and expanding[1] < 1e-3
+    assert saddle[0] > 1 and saddle[1] > 1
+
+
 def test_standard_procedure_refuses_a_non_finite_objective():
     net = ODENet(width=2, depth=3, T=3.0, seed=0).double()
     x, y = lib.make_dataset("donut2d", 20, dtype=torch.float64)
