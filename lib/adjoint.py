@@ -441,24 +441,28 @@ def layer_keys(net: ODENet) -> list[str]:
 
 
 def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4",
-                   activation: str = "tanh", contraction: float = 0.0, seed: int = 0,
+                   activation: str = "tanh", contraction=0.0, seed: int = 0,
                    dtype: torch.dtype = torch.float64, device=None, field="resnet") -> ODENet:
     """An :class:`ODENet` whose layers sample one continuous ``theta(t)``:
 
-        A(t) = (1 - t/T) A_a + (t/T) A_b - contraction I,   b(t) = (1 - t/T) b_a + (t/T) b_b,
+        A(t) = (1 - t/T) A_a + (t/T) A_b - C,   b(t) = (1 - t/T) b_a + (t/T) b_b,
 
     at ``t_k = k h``, with ``(A_a, b_a)``, ``(A_b, b_b)`` two random layers drawn from ``seed``
     and the classifier drawn with them.
     Networks of different depths are then discretisations of the same continuous problem,
-    which is what convergence in ``h`` needs.  For ``contraction > 0`` the field is contractive
-    where ``sigma' ~ 1`` (the identity activation: everywhere once ``contraction`` exceeds the
-    largest eigenvalue of the symmetric part of ``A``).  ``field`` is passed to :class:`ODENet`
+    which is what convergence in ``h`` needs.  ``C = contraction I`` for a number, and
+    ``C = diag(contraction)`` for a sequence of ``width`` rates.  For ``contraction > 0`` the
+    field is contractive where ``sigma' ~ 1`` (the identity activation: everywhere once
+    ``contraction`` exceeds the largest eigenvalue of the symmetric part of ``A``); rates of
+    both signs, ``(c, -c, ...)``, make a saddle that contracts some directions and expands
+    others.  ``field`` is passed to :class:`ODENet`
     (e.g. :class:`~lib.hamiltonian.SecondOrderField` with ``method="stormer_verlet"``); every
     stacked parameter is interpolated the same way."""
     net = ODENet(width=width, depth=depth, T=T, method=method, activation=activation,
                  field=field, seed=seed)
     reference = ODENet(width=width, depth=2, activation=activation, field=field, seed=seed)
-    if contraction != 0.0 and "A" not in net.field.stacks():
+    rates = _contraction_rates(contraction, width)
+    if bool(rates.ne(0).any()) and "A" not in net.field.stacks():
         raise ValueError(f"contraction needs a field with a matrix A; {type(net.field).__name__} "
                          f"has {list(net.field.stacks())}")
     s = torch.arange(depth, dtype=torch.float64) * net.h / net.T
@@ -467,11 +471,30 @@ def smooth_network(width: int = 4, depth: int = 16, T: float = 1.0, method="rk4"
             ends = ends.double()
             shape = (depth,) + (1,) * (ends.dim() - 1)
             theta.copy_((1 - s.view(shape)) * ends[0] + s.view(shape) * ends[1])
-        if contraction != 0.0:
-            net.field.A.sub_(contraction * torch.eye(width))
+        if bool(rates.ne(0).any()):
+            net.field.A.sub_(torch.diag(rates))
         for name, param in reference.classifier.named_parameters():
             getattr(net.classifier, name).copy_(param)
     return net.to(device=device, dtype=dtype)
+
+
+def _contraction_rates(contraction, width: int) -> torch.Tensor:
+    """The diagonal of ``C`` in :func:`smooth_network`: ``width`` copies of a number, or a
+    sequence of ``width`` finite rates."""
+    if isinstance(contraction, bool):
+        raise TypeError("contraction must be a number or a sequence of numbers, "
+                        f"got {contraction!r}")
+    if isinstance(contraction, (int, float)):
+        contraction = [float(contraction)] * width
+    try:
+        rates = torch.tensor([float(c) for c in contraction], dtype=torch.float64)
+    except (TypeError, ValueError):
+        raise TypeError("contraction must be a number or a sequence of numbers, "
+                        f"got {contraction!r}") from None
+    if rates.numel() != width or not bool(rates.isfinite().all()):
+        raise ValueError(f"contraction must be one finite rate or {width} finite rates (one per "
+                         f"coordinate), got {list(contraction)!r}")
+    return rates
 
 
 class _PeakMemory(TorchDispatchMode):
@@ -529,15 +552,15 @@ def seconds_per_call(fn: Callable, *args, repeat: int = 3, **kwargs) -> float:
 
 # --- the Hamiltonian's gradient: stationarity at a trained optimum (chapter 2) --------------------
 
-def weight_penalty(lam: float) -> Callable[[ODENet], torch.Tensor]:
-    """The regulariser ``R_h = (lam / 2) (h sum_k |theta^k|^2 + |w|^2 + w0^2)``, the
-    discretisation of ``(lam / 2) (int_0^T |theta(t)|^2 dt + |w|^2 + w0^2)``, over all stacked
+def weight_penalty(rho: float) -> Callable[[ODENet], torch.Tensor]:
+    """The weight penalty ``Omega_h = (rho / 2) (h sum_k |theta^k|^2 + |w|^2 + w0^2)``, the
+    discretisation of ``(rho / 2) (int_0^T |theta(t)|^2 dt + |w|^2 + w0^2)``, over all stacked
     field parameters and the classifier; one value per member.  It makes the training objective
-    coercive, so that a minimiser exists, and it adds ``lam theta(t)`` to ``dH/dtheta``
+    coercive, so that a minimiser exists, and it adds ``rho theta(t)`` to ``dH/dtheta``
     (:func:`hamiltonian_gradient`).  For :func:`lib.train.train`'s ``regulariser``."""
-    if isinstance(lam, bool) or not (isinstance(lam, (int, float)) and math.isfinite(lam)
-                                     and lam >= 0):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+    if isinstance(rho, bool) or not (isinstance(rho, (int, float)) and math.isfinite(rho)
+                                     and rho >= 0):
+        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
 
     def regulariser(net: ODENet) -> torch.Tensor:
         def squares(p: torch.Tensor, member_dim: int) -> torch.Tensor:
@@ -547,7 +570,7 @@ def weight_penalty(lam: float) -> Callable[[ODENet], torch.Tensor]:
 
         field = sum(squares(p, 1) for p in net.field.stacks().values())
         classifier = sum(squares(p, 0) for p in net.classifier.parameters())
-        return 0.5 * lam * (net.h * field + classifier)
+        return 0.5 * rho * (net.h * field + classifier)
 
     return regulariser
 

@@ -227,7 +227,9 @@ def is_symplectic_pair(t: ButcherTableau, s: ButcherTableau, tol: float = 1e-12)
     """True when the partitioned Runge--Kutta pair ``(t, s)`` (``t`` for ``z``, ``s`` for ``p``)
     is symplectic:  ``b_i = bhat_i``  and  ``b_i ahat_ij + bhat_j a_ji - b_i bhat_j = 0``  for all
     ``i, j`` (Hairer, Lubich & Wanner, *Geometric Numerical Integration*, Thm. VI.4.6; Sanz-Serna
-    2016, section 3).  Entries are compared to ``tol``."""
+    2016, section 3).  The conditions are sufficient; for an irreducible pair applied to general
+    partitioned systems they are also necessary (Abia & Sanz-Serna 1993).  Entries are compared
+    to ``tol``."""
     t = _check_tableau(t, "t")
     s = _check_tableau(s, "s")
     if t.stages != s.stages:
@@ -241,7 +243,8 @@ def is_symplectic_pair(t: ButcherTableau, s: ButcherTableau, tol: float = 1e-12)
 def is_symplectic(t: ButcherTableau, tol: float = 1e-12) -> bool:
     """True when the Runge--Kutta method ``t`` is symplectic (conserves quadratic invariants):
     ``b_i a_ij + b_j a_ji - b_i b_j = 0`` for all ``i, j`` (Sanz-Serna 1988; Hairer, Lubich &
-    Wanner, Thm. VI.4.3), i.e. ``t`` is its own partner.  No explicit method is (take ``i = j``)."""
+    Wanner, Thm. VI.4.3), i.e. ``t`` is its own partner; for an irreducible method also only
+    then (Abia & Sanz-Serna 1993).  No explicit method is (take ``i = j``)."""
     return is_symplectic_pair(t, t, tol)
 
 

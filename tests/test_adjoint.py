@@ -250,6 +250,42 @@ def test_smooth_network_samples_one_linear_theta():
     assert torch.allclose(other.field.A[2], A[4], atol=1e-15)
 
 
+def test_smooth_network_takes_one_rate_per_coordinate_for_a_saddle():
+    plain = adjoint.smooth_network(width=3, depth=4, T=2.0, seed=4).field.A.detach()
+    saddle = adjoint.smooth_network(width=3, depth=4, T=2.0, contraction=[1.0, -2.0, 0.5],
+                                    seed=4).field.A.detach()
+    rates = torch.diag(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).expand(4, 3, 3)
+    assert torch.allclose(plain - saddle, rates, rtol=0, atol=1e-6)  # built in float32
+    same = adjoint.smooth_network(width=3, depth=4, T=2.0, contraction=[1.5] * 3, seed=4)
+    assert torch.equal(same.field.A, adjoint.smooth_network(width=3, depth=4, T=2.0,
+                                                            contraction=1.5, seed=4).field.A)
+    with pytest.raises(ValueError, match="contraction"):
+        adjoint.smooth_network(width=3, contraction=[1.0, 2.0])
+    with pytest.raises(TypeError, match="contraction"):
+        adjoint.smooth_network(width=3, contraction="fast")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_backsolve_reconstruction_and_gradient_go_wrong_together_only_in_a_saddle(seed):
+    """Chapter 2: contraction spoils the reconstruction but not the gradient, expansion
+    neither, a saddle (rates 2, -2, 2, -2) both (3/8 rule, h = 0.1, T = 10)."""
+    x, y = data(40, seed)
+
+    def drift_and_error(rates):
+        net = adjoint.smooth_network(width=4, depth=100, T=10.0, method="rk38",
+                                     contraction=rates, seed=seed)
+        z, z_back = adjoint.backward_states(net, x)
+        drift = float((z_back[0] - z[0]).norm() / z[0].norm())
+        error = adjoint.relative_difference(adjoint.backsolve_gradient(net, x, y),
+                                            adjoint.dto_gradient(net, x, y), adjoint.layer_keys(net))
+        return drift, error
+
+    contracting, expanding, saddle = (drift_and_error(r) for r in (2.0, -2.0, [2, -2, 2, -2]))
+    assert contracting[0] > 1 and contracting[1] < 1e-3
+    assert expanding[0] < 1e-5 and expanding[1] < 1e-3
+    assert saddle[0] > 1 and saddle[1] > 1
+
+
 def test_standard_procedure_refuses_a_non_finite_objective():
     net = ODENet(width=2, depth=3, T=3.0, seed=0).double()
     x, y = lib.make_dataset("donut2d", 20, dtype=torch.float64)
@@ -327,11 +363,11 @@ def test_weight_penalty_is_its_formula_for_one_network_and_for_members():
                                + float(w.square().sum() + w0.square()))
         assert float(R(one)) == pytest.approx(by_hand, rel=1e-14)
         assert float(values[s]) == pytest.approx(by_hand, rel=1e-14)
-    with pytest.raises(ValueError, match="lam must be a finite number"):
+    with pytest.raises(ValueError, match="rho must be a finite number"):
         adjoint.weight_penalty(-1.0)
 
 
-def test_weight_penalty_adds_lam_theta_to_the_hamiltonian_gradient():
+def test_weight_penalty_adds_rho_theta_to_the_hamiltonian_gradient():
     net = ODENet(width=2, depth=3, T=1.5, method="heun", seed=2).double()
     x, y = data(10, 2)
     plain = adjoint.hamiltonian_gradient(net, x, y)

@@ -138,3 +138,23 @@ def test_str_is_butchers_layout_with_fractions():
         "    1 |    -1     2     0",
         "      |   1/6   2/3   1/6",
     ]
+
+
+def test_a_pair_with_other_weights_is_not_symplectic_though_its_coupling_condition_holds():
+    """Both conditions of Thm. VI.4.6 (Hairer, Lubich & Wanner) are needed: the pair of Heun
+    (b = (1/2, 1/2)) with ahat_ij = bhat_j (1 - a_ji / b_i) and the other weights
+    bhat = (1/4, 3/4) satisfies b_i ahat_ij + bhat_j a_ji - b_i bhat_j = 0 exactly, yet
+    b != bhat, so it is not symplectic.  (Found by planting the removal of b_i = bhat_i.)"""
+    heun = METHODS["heun"]
+    bhat = [Fraction(1, 4), Fraction(3, 4)]
+    a = [[Fraction(v).limit_denominator(100) for v in row] for row in heun.a]
+    b = [Fraction(v).limit_denominator(100) for v in heun.b]
+    ahat = [[bhat[j] * (1 - a[j][i] / b[i]) for j in range(2)] for i in range(2)]
+    coupling = [b[i] * ahat[i][j] + bhat[j] * a[j][i] - b[i] * bhat[j]
+                for i in range(2) for j in range(2)]
+    assert coupling == [0, 0, 0, 0]                            # the second condition holds
+    other = ButcherTableau(a=ahat, b=bhat, c=[sum(row) for row in ahat], order=1)
+    assert not tableaux.is_symplectic_pair(heun, other)        # b = bhat fails
+    assert not tableaux.is_symplectic_pair(other, heun)
+    partner = tableaux.symplectic_partner(heun)                # same coupling, b = bhat
+    assert tableaux.is_symplectic_pair(heun, partner)

@@ -47,8 +47,10 @@ def _grid(X: torch.Tensor, resolution: int, margin: float):
 
 def decision_regions(net: ODENet, X: torch.Tensor, y: torch.Tensor, ax=None, title: str | None = None,
                      resolution: int = 150, margin: float = 0.3):
-    """The predicted probability of class 1, ``eta(w^T z^K + w0)``, over the plane, with the
-    decision boundary ``eta = 1/2`` and the data.  Returns the figure."""
+    """The predicted probability of class 1, ``eta(w^T z^K + w0)``, over the plane in three
+    bands, blue for ``eta < 1/4``, white for ``1/4 <= eta <= 3/4`` (the classifier is unsure)
+    and red for ``eta > 3/4``, with the decision boundary ``eta = 1/2`` and the data.  Returns
+    the figure."""
     if net.classifier.classes != 2:
         raise ValueError("decision_regions draws two-class networks only")
     fig, ax = (plt.subplots(figsize=(3.6, 3.4)) if ax is None else (ax.figure, ax))
