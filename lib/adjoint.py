@@ -160,17 +160,18 @@ def _adjoint_step(stages, theta, p: torch.Tensor, coupling, weights, h: float):
     return weighted_sum(p, JP, weights, h), grads
 
 
-def _weighted_adjoint_step(stages, theta, p: torch.Tensor, tableau: ButcherTableau, h: float):
+def _weighted_adjoint_step(stages, theta, p: torch.Tensor, tableau: ButcherTableau,
+                           h: float):
     """One backward step of the partner's sweep in the weighted stage adjoints
-    ``Lambda_i = b_i P_i``, which need no division by ``b_i`` (Matsubara, Miyatake & Yaguchi
-    2021, the symplectic adjoint; Hager 2000):
+    ``Lambda_i = b_i P_i``, which need no division by ``b_i`` (Matsubara, Miyatake &
+    Yaguchi 2021, the symplectic adjoint; Hager 2000):
 
-        Lambda_i = b_i p + h sum_j a_ji J_j^T Lambda_j,     J_i = df/dz(Z_i; theta),
+        Lambda_i = b_i p + h sum_j a_ji J_j^T Lambda_j,    J_i = df/dz(Z_i; theta),
         returns  p + h sum_i J_i^T Lambda_i  and  h sum_i (df/dtheta(Z_i))^T Lambda_i.
 
-    Multiplying the partner's ``P_i = p + h sum_j (b_j a_ji / b_i) J_j^T P_j`` by ``b_i`` gives
-    these equations; they hold as well where ``b_i = 0`` (explicit midpoint, dopri5), where no
-    partner tableau exists, and they are the reverse-mode derivative of the step.
+    The partner's ``P_i = p + h sum_j (b_j a_ji / b_i) J_j^T P_j`` times ``b_i`` gives
+    these equations; they hold where ``b_i = 0`` too (explicit midpoint, dopri5), where
+    no partner tableau exists: they are the reverse-mode derivative of the step.
     """
     s = tableau.stages
     JL = [None] * s  # J_i^T Lambda_i
