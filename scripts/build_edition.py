@@ -224,9 +224,17 @@ def publish() -> None:
     for target in targets:
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy(LATEX / f"{BOOK}.pdf", target / PDF_NAME)
-        for pdf in LATEX.glob("*-*.pdf"):
-            if pdf.stem.startswith(("exercises-", "solutions-")):
-                shutil.copy(pdf, target / pdf.name)
+        sheets = sorted(p for p in LATEX.glob("*.pdf")
+                        if p.stem.startswith(("exercises-", "solutions-")))
+        for pdf in sheets:
+            shutil.copy(pdf, target / pdf.name)
+        items = "".join(f'<li><a href="{p.name}">{p.stem}</a></li>' for p in sheets)
+        (target / "index.html").write_text(
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>The printed '
+            'edition</title></head><body><h1>The printed edition</h1><p><a href="'
+            f'{PDF_NAME}">The book as one PDF</a>. Exercise sheets, one per chapter, without '
+            f'solutions (exercises-) and with them (solutions-):</p><ul>{items}</ul></body>'
+            '</html>\n')
     print("PDFs in", ", ".join(str(t.relative_to(ROOT)) for t in targets))
 
 

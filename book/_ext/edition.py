@@ -265,12 +265,21 @@ def preamble(app, config) -> None:
 
 def book_version(app) -> None:
     """The title page's version is the library's (``lib.__version__``), read from its source."""
-    source = (pathlib.Path(app.srcdir) / "lib" / "__init__.py").read_text()
+    source = (pathlib.Path(__file__).resolve().parents[2] / "lib" / "__init__.py").read_text()
     version = re.search(r'^__version__ = "([^"]+)"', source, re.M).group(1)
     app.config.version = app.config.release = version
 
 
+def footer_links(app, pagename, templatename, context, doctree) -> None:
+    """The website's footer links ``edition/...`` (the PDFs) relative to each page."""
+    footer = context.get("theme_extra_footer") or ""
+    if 'href="edition/' in footer:
+        here = context["pathto"]("edition/", 1)
+        context["theme_extra_footer"] = footer.replace('href="edition/', f'href="{here}')
+
+
 def setup(app):
+    app.connect("html-page-context", footer_links)
     app.add_config_value("edition_appendix_part", "Appendices", "env")
     app.connect("config-inited", preamble)
     app.connect("builder-inited", install)
