@@ -161,13 +161,17 @@ def mini_latex(tmp_path_factory):
 
 def test_book_has_unnumbered_front_and_back_matter_and_lettered_appendices(mini_latex):
     tex = mini_latex["book.tex"]
-    order = [tex.index(s) for s in (
-        r"\setcounter{secnumdepth}{-2}", r"\part{Using this book}",
-        r"\setcounter{secnumdepth}{\booksecnumdepth}", r"\part{The chapters}",
-        r"\appendix", r"\part{Appendices}", r"\chapter{Solutions to the exercises}",
-        r"\part{Back matter}")]
+    unnumbered, numbered = r"\setcounter{secnumdepth}{-2}", r"\setcounter{secnumdepth}{\boo"
+    marks = [r"\chapter*{About this book}", unnumbered, r"\part{Using this book}", numbered,
+             r"\part{The chapters}", unnumbered, r"\part{Appendices}", r"\appendix" + numbered,
+             r"\chapter{An appendix}", r"\chapter{Solutions to the exercises}", unnumbered,
+             r"\part{Back matter}"]
+    at, order = 0, []
+    for mark in marks:
+        at = tex.index(mark, at)
+        order.append(at)
     assert order == sorted(order)
-    assert tex.count(r"\setcounter{secnumdepth}{-2}") == 2  # front and back matter
+    assert tex.count(unnumbered) == 3  # front matter, appendices (the part), back matter
 
 
 def test_book_gathers_the_solutions_in_the_last_appendix(mini_latex):

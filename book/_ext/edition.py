@@ -8,7 +8,8 @@ the result) writes into ``_build/latex``:
   chapters of the numbered parts keep the website's numbers (the numbers Sphinx wrote into
   theorem and exercise titles, "Exercise 3.8.1"); the parts before them (the course page) and
   after the appendix part (the bibliography) are unnumbered, and the chapters of the part
-  captioned ``edition_appendix_part`` are lettered appendices. The gated solutions leave their
+  captioned ``edition_appendix_part`` are lettered appendices. The root page opens the book
+  under the heading ``edition_preface``. The gated solutions leave their
   chapters for a last appendix, *Solutions to the exercises*, one section per chapter; each
   exercise points to its solution's page.
 - ``exercises-<chapter>.pdf`` for every page with exercises: the exercises alone, to hand out;
@@ -28,6 +29,7 @@ import re
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.builders.latex import LaTeXBuilder
+from sphinx_proof.nodes import proof_node
 from sphinx_exercise.nodes import (
     exercise_enumerable_node,
     exercise_latex_number_reference,
@@ -139,21 +141,29 @@ def arrange_book(app, tree: nodes.document) -> None:
     env = app.env
     parts = {caption: numbered for caption, numbered, _ in book_parts(env)}
     names = chapter_names(env)
-    seen_numbered = False
     appendix_part = None
     for start in list(tree.findall(addnodes.start_of_file)):
         caption = start["docname"]
         if caption not in parts or caption in env.all_docs:
             continue
-        if parts[caption]:
-            if not seen_numbered:
-                start.insert(0, _raw(r"\setcounter{secnumdepth}{\booksecnumdepth}"))
-            seen_numbered = True
-        elif caption == app.config.edition_appendix_part:
-            start.insert(0, _raw(r"\appendix\setcounter{secnumdepth}{\booksecnumdepth}"))
+        # parts are numbered like chapters: only the numbered parts carry a number
+        depth = r"\booksecnumdepth" if parts[caption] else "-2"
+        start.insert(0, _raw(r"\setcounter{secnumdepth}{" + depth + "}"))
+        if caption == app.config.edition_appendix_part:
+            part = start.next_node(nodes.section)
+            part.insert(1, _raw(r"\appendix\setcounter{secnumdepth}{\booksecnumdepth}"))
             appendix_part = start
-        else:
-            start.insert(0, _raw(r"\setcounter{secnumdepth}{-2}"))
+    # a proof has no title of its own ("Proof." opens its text): printed as text, not a box
+    # whose empty heading bar would take the first paragraph's place
+    for proof in list(tree.findall(proof_node)):
+        boxes = [c for c in proof.children if "proof" in c.get("classes", [])]
+        proof.replace_self([part for box in boxes for part in box.children] or proof.children)
+    # the root page (the website's landing page) opens the book under a heading of its own
+    root = tree.next_node(nodes.section)
+    if root is not None:
+        root.insert(1, _raw(r"\chapter*{" + app.config.edition_preface + "}"
+                            r"\addcontentsline{toc}{chapter}{" + app.config.edition_preface
+                            + r"}\markboth{" + app.config.edition_preface + "}{}"))
 
     # numref to an exercise: Sphinx's \ref would name a label sphinx-exercise never writes
     registry = env.sphinx_exercise_registry
@@ -268,6 +278,7 @@ def book_version(app) -> None:
     source = (pathlib.Path(__file__).resolve().parents[2] / "lib" / "__init__.py").read_text()
     version = re.search(r'^__version__ = "([^"]+)"', source, re.M).group(1)
     app.config.version = app.config.release = version
+    app.builder.context["release"] = version  # the title page's (set before builder-inited)
 
 
 def footer_links(app, pagename, templatename, context, doctree) -> None:
@@ -281,6 +292,7 @@ def footer_links(app, pagename, templatename, context, doctree) -> None:
 def setup(app):
     app.connect("html-page-context", footer_links)
     app.add_config_value("edition_appendix_part", "Appendices", "env")
+    app.add_config_value("edition_preface", "About this book", "env")
     app.connect("config-inited", preamble)
     app.connect("builder-inited", install)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
