@@ -232,7 +232,8 @@ def publish() -> None:
         (target / "index.html").write_text(
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
             'content="width=device-width, initial-scale=1"><link rel="icon" '
-            'href="../_static/favicon.svg"><title>The printed edition</title></head><body><h1>The printed edition</h1><p><a href="'
+            'href="../_static/favicon.svg"><title>The printed edition</title></head><body>'
+            '<h1>The printed edition</h1><p><a href="'
             f'{PDF_NAME}">The book as one PDF</a>. Exercise sheets, one per chapter, without '
             f'solutions (exercises-) and with them (solutions-):</p><ul>{items}</ul></body>'
             '</html>\n')

@@ -214,10 +214,10 @@ def arrange_sheet(app, tree: nodes.document, docname: str, with_solutions: bool)
     name = chapter_names(env)[docname]
     if name == env.titles[docname].astext():
         name = "the page"
-    intro = (f"The exercises of {name[0].lower() + name[1:]} \u201c{env.titles[docname].astext()}"
-             f"\u201d of the book {book}, version {app.config.version}. Each can be solved with "
-             "the book's library lib in a few lines; the numbers of theorems, figures and "
-             "equations are the book's.")
+    title, version = env.titles[docname].astext(), app.builder.context["release"]
+    intro = (f"The exercises of {name[0].lower() + name[1:]} \u201c{title}\u201d of the book "
+             f"{book}, version {version}. Each can be solved with the book's library lib in a "
+             "few lines; the numbers of theorems, figures and equations are the book's.")
     if not with_solutions:
         intro += " The solutions are in the lecturer's sheet and in the book's last appendix."
     body = [_raw(r"\setcounter{secnumdepth}{-2}"), nodes.paragraph("", intro)]
@@ -277,8 +277,9 @@ def book_version(app) -> None:
     """The title page's version is the library's (``lib.__version__``), read from its source."""
     source = (pathlib.Path(__file__).resolve().parents[2] / "lib" / "__init__.py").read_text()
     version = re.search(r'^__version__ = "([^"]+)"', source, re.M).group(1)
-    app.config.version = app.config.release = version
-    app.builder.context["release"] = version  # the title page's (set before builder-inited)
+    # the title page's release; not app.config.release, whose change would make the next
+    # build of the website read every page again
+    app.builder.context["release"] = version
 
 
 def footer_links(app, pagename, templatename, context, doctree) -> None:
