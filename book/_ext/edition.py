@@ -238,6 +238,10 @@ def install(app) -> None:
     builder = app.builder
     if not isinstance(builder, LaTeXBuilder):
         return
+    # sphinx-jupyterbook-latex sets numfig_secnum_depth to 2 for LaTeX, so that Sphinx would
+    # number "Theorem 1.2.1" where the website says "Theorem 1.1"; the website's numbers are
+    # kept (bookedition.sty numbers figures, tables and equations within chapters instead)
+    app.config.numfig_secnum_depth = app.edition_numfig_secnum_depth
     book_version(app)
     init_document_data = builder.init_document_data
 
@@ -269,6 +273,7 @@ def preamble(app, config) -> None:
     code) and the stand-in ``bbm.sty`` (see the file) beside the LaTeX sources."""
     config.latex_additional_files = [*config.latex_additional_files,
                                      *(str(LATEX / f) for f in ("bbm.sty", "bookedition.sty"))]
+    app.edition_numfig_secnum_depth = config.numfig_secnum_depth
     elements = config.latex_elements
     elements["preamble"] = elements.get("preamble", "") + "\n\\usepackage{bookedition}\n"
 
@@ -295,5 +300,5 @@ def setup(app):
     app.add_config_value("edition_appendix_part", "Appendices", "env")
     app.add_config_value("edition_preface", "About this book", "env")
     app.connect("config-inited", preamble)
-    app.connect("builder-inited", install)
+    app.connect("builder-inited", install, priority=900)  # after sphinx-jupyterbook-latex
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
