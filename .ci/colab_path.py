@@ -1,6 +1,6 @@
 """The Colab path without Colab: what a reader gets who runs a chapter outside this repository.
 
-1. Build the package (a wheel, from a copy of ``pyproject.toml`` and ``lib/``).
+1. Build the package (a wheel, from a copy of ``pyproject.toml``, the licences and ``lib/``).
 2. Install it into a fresh virtual environment outside the repository, with the current
    (unpinned) releases of its dependencies (matplotlib, ipywidgets, torchdiffeq, tqdm) and of
    the kernel stack (ipykernel, nbclient).  torch is the one pin: ``torch==2.13.0``, the CPU
@@ -81,7 +81,8 @@ def run(cmd, quiet=False, **kwargs):
 def build_wheel(work: pathlib.Path) -> pathlib.Path:
     source = work / "source"
     source.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", source)
+    for name in ("pyproject.toml", "LICENSE", "LICENSE-text"):  # the licences are package data
+        shutil.copy(ROOT / name, source)
     shutil.copytree(ROOT / "lib", source / "lib",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",

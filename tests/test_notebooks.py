@@ -2,8 +2,11 @@
 executed (nbval then re-executes them and compares the outputs; it compares nothing for a
 cell that has no stored outputs, so an unexecuted notebook must fail here)."""
 import json
+import os
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -26,7 +29,13 @@ except importlib.metadata.PackageNotFoundError:
     installed = None
 if installed != VERSION:
     source = f"{{BOOK}} @ git+{{URL}}@v{{VERSION}}"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    pip = [sys.executable, "-m", "pip", "install", "-q"]
+    if subprocess.run([*pip, source], capture_output=True).returncode:
+        raise SystemExit(
+            f"pip could not install version {{VERSION}} of the book's library from {{URL}} "
+            f"(tag v{{VERSION}} not published, or no network): run `%pip install "
+            f'"{{BOOK}} @ git+{{URL}}@main"` for the main branch, or `pip install -e .` in '
+            "a local clone, then run this cell again.")
 import torch
 import matplotlib.pyplot as plt
 import lib
@@ -84,3 +93,30 @@ def test_code_lines_fit_the_column(path):
     long = [(i, line) for i, c in enumerate(cells) if c["cell_type"] == "code"
             for line in "".join(c["source"]).splitlines() if len(line) > 88]
     assert not long, f"{path.name}: code lines longer than 88 characters: {long[:3]}"
+
+
+def test_setup_cell_says_what_to_do_when_the_install_fails(tmp_path):
+    """On Colab before the tag is published, pip fails: the cell stops with one sentence that
+    names the main branch and a local clone, not a CalledProcessError traceback."""
+    fake_pip = tmp_path / "pip"
+    fake_pip.mkdir()
+    (fake_pip / "__init__.py").write_text("")
+    (fake_pip / "__main__.py").write_text(
+        "import sys\nprint('ERROR: no tag v99.0.0', file=sys.stderr)\nsys.exit(1)\n")
+    unpublished = SETUP_CELL.replace(f'"{lib.__version__}"', '"99.0.0"')
+    assert unpublished != SETUP_CELL
+    shell = ("from IPython.core.interactiveshell import InteractiveShell\n"
+             "import sys\n"
+             "result = InteractiveShell.instance().run_cell(sys.stdin.read())\n"
+             "print('ERROR TYPE', type(result.error_in_exec).__name__)\n")
+    run = subprocess.run([sys.executable, "-c", shell], input=unpublished, text=True,
+                         capture_output=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    output = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)  # IPython's colours
+    assert "ERROR TYPE SystemExit" in output, output
+    assert "CalledProcessError" not in output and "Traceback" not in output, output
+    message = re.search(r"SystemExit: (.+)", output).group(1)
+    assert "pip could not install version 99.0.0" in message
+    assert "@main" in message and "local clone" in message
+    prose = re.sub(r"`[^`]*`", "", message)
+    assert ". " not in prose and prose.endswith("again."), f"not one sentence: {message}"
