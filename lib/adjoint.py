@@ -53,9 +53,9 @@ def _setup(net, x, y, loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch
     if net.members is not None:
         raise ValueError(f"net has {net.members} members; the gradient methods compute one "
                          "network's gradient: pass net.member(s)")
-    check_data(net, x, y, "(x, y)")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+    check_data(net, x, y, "(x, y)", loss)
     layered = set(layer_keys(net))
     other = [name for name, _ in net.field.named_parameters(prefix="field") if name not in layered]
     if other:
