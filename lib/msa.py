@@ -71,9 +71,9 @@ def layer_maps(net: ODENet, states: torch.Tensor, thetas) -> torch.Tensor:
 
 def augmented_hamiltonian(net: ODENet, states: torch.Tensor, lam: torch.Tensor, thetas,
                           rho: float) -> torch.Tensor:
-    """``sum_k H~_k(theta^k)`` of the module docstring for stacked ``thetas``, from the states
-    ``[z^0..z^K]`` and the per-point costates ``lam = n p`` ``[K+1, n, d]``; ``rho = 0`` is
-    the plain ``sum_k H_k``."""
+    """``sum_k H~_k(theta^k)`` of the module docstring for stacked ``thetas``, from the
+    states ``[z^0..z^K]`` and the per-point costates ``lam = n p`` ``[K+1, n, d]``;
+    ``rho = 0`` is the plain ``sum_k H_k``."""
     z, z_next, lam_k, lam_next = states[:-1], states[1:], lam[:-1], lam[1:]
     with torch.enable_grad():
         z = z.detach().requires_grad_(rho > 0)
@@ -87,12 +87,12 @@ def augmented_hamiltonian(net: ODENet, states: torch.Tensor, lam: torch.Tensor, 
         return H - rho / (2 * n) * violation
 
 
-def maximise_hamiltonian(net: ODENet, states: torch.Tensor, lam: torch.Tensor, rho: float,
-                         steps: int, lr: float) -> list[torch.Tensor]:
+def maximise_hamiltonian(net: ODENet, states: torch.Tensor, lam: torch.Tensor,
+                         rho: float, steps: int, lr: float) -> list[torch.Tensor]:
     """Maximise ``sum_k H~_k`` over the stacked layer parameters by ``steps`` steps of
     gradient ascent of size ``lr``, from the network's current ones; the layers decouple
-    (the states and costates are held fixed), so all are maximised at once.  Returns the new
-    stacked parameters."""
+    (the states and costates are held fixed), so all are maximised at once.  Returns the
+    new stacked parameters."""
     thetas = [p.detach().clone() for p in net.field.stacks().values()]
     for _ in range(steps):
         with torch.enable_grad():
@@ -105,9 +105,10 @@ def maximise_hamiltonian(net: ODENet, states: torch.Tensor, lam: torch.Tensor, r
 
 def sign_rule(M: torch.Tensor, A_old: torch.Tensor, rho: float = 0.0) -> torch.Tensor:
     """The maximiser over ``A in {-1, +1}`` (entry by entry) of
-    ``<A, M> - rho |A - A_old|^2 / 2 = <A, M + rho A_old> + const``: ``sign(M + rho A_old)``,
-    keeping ``A_old`` where that is zero.  With ``M = dH_k/dA`` this maximises the layer's
-    Hamiltonian exactly when ``H_k`` is linear in ``A`` (:class:`BinaryField`)."""
+    ``<A, M> - rho |A - A_old|^2 / 2 = <A, M + rho A_old> + const``:
+    ``sign(M + rho A_old)``, keeping ``A_old`` where that is zero.  With ``M = dH_k/dA``
+    this maximises the layer's Hamiltonian exactly when ``H_k`` is linear in ``A``
+    (:class:`BinaryField`)."""
     score = M + rho * A_old
     return torch.where(score == 0, A_old, score.sign())
 
@@ -154,8 +155,8 @@ class MSA(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
-                    raise ValueError("MSA needs the classifier's gradient in .grad (lib.train "
-                                     "leaves it there)")
+                    raise ValueError("MSA needs the classifier's gradient in .grad "
+                                     "(lib.train leaves it there)")
                 p.sub_(group["lr"] * p.grad)
 
     def _binary(self, states, lam):

@@ -41,7 +41,8 @@ from .tableaux import EULER, SYMPLECTIC_EULER_PZ
 __all__ = ["gradient_descent_step", "heavy_ball_step", "nesterov_step",
            "hamiltonian_descent_step", "power_kinetic_gradient", "relativistic_step",
            "GradientDescent", "HeavyBall", "Nesterov", "HamiltonianDescent",
-           "RelativisticGD", "minimise", "nesterov_sbc", "nesterov_ode"]
+           "RelativisticGD", "minimise", "momentum_iterates", "nesterov_sbc", "nesterov_ode",
+           "linear_rate", "sharpness", "layer_displacements"]
 
 Gradient = Callable[[torch.Tensor], torch.Tensor]
 
@@ -74,11 +75,11 @@ def heavy_ball_step(q: torch.Tensor, p: torch.Tensor, gradient: Gradient, h: flo
         p <- exp(-gamma h) p   (the dissipation, exactly),
         p <- p - h grad f(q),   q <- q + h p   (symplectic Euler, p first).
 
-    Its Jacobian maps the symplectic form ``dq ^ dp`` to ``mu dq ^ dp``, so its determinant
-    is ``mu^d``, ``mu = exp(-gamma h)``, whatever ``f`` is."""
+    Its Jacobian maps the symplectic form ``dq ^ dp`` to ``mu dq ^ dp``, so its
+    determinant is ``mu^d``, ``mu = exp(-gamma h)``, whatever ``f`` is."""
     mu = math.exp(-gamma * h)
-    return rk_step(Separable(lambda t, v: v, lambda t, z: -gradient(z)), 0.0, (q, mu * p), h,
-                   SYMPLECTIC_EULER_PZ)
+    field = Separable(lambda t, v: v, lambda t, z: -gradient(z))
+    return rk_step(field, 0.0, (q, mu * p), h, SYMPLECTIC_EULER_PZ)
 
 
 def nesterov_step(q: torch.Tensor, p: torch.Tensor, gradient: Gradient, h: float,
@@ -263,6 +264,17 @@ def minimise(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
     return values
 
 
+def momentum_iterates(step: Callable, q0: torch.Tensor, gradient: Gradient, steps: int,
+                      *args) -> torch.Tensor:
+    """``[q_0, ..., q_steps]`` of a momentum method ``step(q, p, gradient, *args)`` (e.g.
+    :func:`heavy_ball_step` with ``h, gamma``) from ``q_0`` at rest, ``p_0 = 0``."""
+    q, p, qs = q0, torch.zeros_like(q0), [q0]
+    for _ in range(steps):
+        q, p = step(q, p, gradient, *args)
+        qs.append(q)
+    return torch.stack(qs)
+
+
 def nesterov_sbc(gradient: Gradient, x0: torch.Tensor, s: float, steps: int,
                  f: Callable | None = None) -> torch.Tensor:
     """Nesterov's method in the form of Su, Boyd & Candès (JMLR 2016, eq. (3)):
@@ -309,3 +321,64 @@ def nesterov_ode(gradient: Gradient, x0: torch.Tensor, T: float, steps: int,
         state = rk_step(field, j * h, state, h, "rk4")
         xs.append(state[0])
     return torch.stack(xs)
+
+
+# --- measurements on a network ----------------------------------------------------------------
+
+def sharpness(net, X: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy",
+              iterations: int = 100) -> float:
+    """The largest eigenvalue ``L`` of the Hessian of the data loss ``E(theta)`` over all of
+    ``net``'s parameters, by ``iterations`` steps of power iteration with Hessian-vector
+    products (forward over reverse, :func:`torch.func.jvp` of :func:`torch.func.grad`).  Near a minimum, gradient descent is explicit Euler on
+    ``theta' = -grad E`` linearised to ``delta' = -Hess E delta``, stable iff ``lr < 2 / L``."""
+    from .train import LOSSES, check_data
+
+    check_data(net, X, y, "(X, y)", loss)
+    names = [name for name, _ in net.named_parameters()]
+    theta = parameters_to_vector([p.detach() for p in net.parameters()])
+    shapes = [p.shape for p in net.parameters()]
+
+    def E(vector):
+        chunks = vector.split([s.numel() for s in shapes])
+        params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes)}
+        return LOSSES[loss](torch.func.functional_call(net, params, (X,)), y)
+
+    v = torch.ones_like(theta) / math.sqrt(theta.numel())
+    value = 0.0
+    for _ in range(iterations):
+        Hv = torch.func.jvp(torch.func.grad(E), (theta,), (v,))[1]
+        value = float(v @ Hv)
+        v = Hv / Hv.norm()
+    return value
+
+
+def layer_displacements(net, X: torch.Tensor, y: torch.Tensor, optimizer, lr: float,
+                        iterations: int, loss: str = "cross_entropy") -> torch.Tensor:
+    """Train a copy of ``net`` with :func:`lib.train.train` (``optimizer``, ``lr``) and return
+    ``|theta^k_end - theta^k_0|`` for each layer ``k`` ``[K]``, over all of the layer's field
+    parameters: how far the optimiser moves each layer."""
+    import copy
+
+    from .train import parameter_path, train
+
+    net = copy.deepcopy(net)
+    before = parameter_path(net)
+    train(net, X, y, iterations=iterations, optimizer=optimizer, lr=lr, loss=loss,
+          record_every=iterations)
+    return (parameter_path(net) - before).norm(dim=-1)
+
+
+def linear_rate(values: torch.Tensor, first: int, last: int) -> float:
+    """The rate ``r`` of the least-squares line ``log f_k = c - r k`` over ``k = first..last``:
+    for linear convergence ``f_k ~ C e^{-r k}`` it is the same on every window, for
+    sublinear convergence it decays from window to window.  Oscillations about the trend, as
+    momentum methods show, average out."""
+    if not (isinstance(values, torch.Tensor) and values.dim() == 1 and 0 <= first < last
+            < len(values)):
+        raise ValueError("values must be a 1-D tensor and 0 <= first < last < len(values)")
+    if not bool((values[first:last + 1] > 0).all()):
+        raise ValueError("values must be positive on the window (they are fitted on a log scale)")
+    k = torch.arange(first, last + 1, dtype=values.dtype, device=values.device)
+    logs = values[first:last + 1].log()
+    k = k - k.mean()
+    return float(-(k * (logs - logs.mean())).sum() / k.square().sum())

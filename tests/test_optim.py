@@ -185,3 +185,18 @@ def test_bad_arguments():
     X, y = lib.make_dataset("donut2d", 10, seed=0)
     with pytest.raises(TypeError, match="optimizer"):
         lib.train(net, X, y, iterations=1, optimizer=lambda params: "not an optimizer")
+
+
+def test_training_dynamics_figures_draw_and_refuse_no_panels():
+    import matplotlib.pyplot as plt
+
+    from lib.plotting import training_dynamics as tplot
+
+    runs = torch.rand(5, 20, dtype=torch.float64) + 0.1
+    fig = tplot.curves_figure([dict(series={"a": runs, "b": runs[0]}, title="t")])
+    assert fig.axes[0].get_title() == "t" and len(fig.axes[0].get_lines()) == 2
+    fig2 = tplot.loss_and_time({"a": runs}, {"a": [1.0] * 5}, target=0.5)
+    assert [ax.get_xlabel() for ax in fig2.axes] == ["iteration", "seconds"]
+    plt.close("all")
+    with pytest.raises(ValueError, match="panels"):
+        tplot.curves_figure([])

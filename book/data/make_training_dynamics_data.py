@@ -7,7 +7,7 @@ core).  Two experiments, each over the seeds :data:`SEEDS`:
   seed) with a ResNet of 20 layers of width 5 and tanh (Li, Chen, Tai & E 2018), by gradient
   descent, Adam, basic MSA and E-MSA (:mod:`lib.msa`), all through :func:`lib.train.train`;
   the objective at every iteration and the wall-clock seconds of each run.
-- ``binary``: a network with binary weights (:class:`lib.msa.BinaryField`) on ``donut2d``,
+- ``binary``: a network with binary weights (:class:`lib.msa.BinaryField`) on ``donut1d``,
   trained by MSA's sign rule and by the straight-through estimator; accuracies.
 
 Wall-clock seconds depend on the machine; the chapter states only conclusions that hold with a
@@ -31,16 +31,20 @@ HERE = pathlib.Path(__file__).resolve().parent
 FILE = HERE / "ch7_training_dynamics.json"
 SEEDS = (0, 1, 2, 3, 4)
 
-SIN = dict(width=5, depth=20, n=100)
+SIN = dict(width=5, depth=20, T=5.0, n=100)
 SIN_METHODS = {
-    "GD": dict(optimizer="gd", lr=0.03, iterations=500),
+    "GD": dict(optimizer="gd", lr=0.1, iterations=500),
     "Adam": dict(optimizer="adam", lr=0.01, iterations=500),
-    "basic MSA": dict(msa=dict(lr=0.01, rho=0.0, inner_steps=5, inner_lr=0.3), iterations=50),
-    "E-MSA": dict(msa=dict(lr=0.01, rho=1.0, inner_steps=5, inner_lr=0.3), iterations=50),
+    "basic MSA": dict(msa=dict(lr=0.1, rho=0.0, inner_steps=10, inner_lr=0.3), iterations=200),
+    "E-MSA": dict(msa=dict(lr=0.1, rho=3.0, inner_steps=10, inner_lr=0.05), iterations=200),
+    "basic MSA, E-MSA's inner steps": dict(
+        msa=dict(lr=0.1, rho=0.0, inner_steps=10, inner_lr=0.05), iterations=200),
+    "E-MSA, basic's inner steps": dict(
+        msa=dict(lr=0.1, rho=3.0, inner_steps=10, inner_lr=0.3), iterations=200),
 }
 """Each method's settings; MSA's ``lr`` is the classifier's gradient step."""
 
-BINARY = dict(dataset="donut2d", n=200, width=4, depth=10, T=5.0, iterations=100)
+BINARY = dict(dataset="donut1d", n=200, width=4, depth=10, T=5.0, iterations=100)
 BINARY_METHODS = {"MSA sign rule": dict(rho=0.5, lr=0.05), "straight-through": dict(lr=0.05)}
 
 
@@ -59,7 +63,8 @@ def sin_run(method: str, seed: int, iterations: int | None = None) -> dict:
     stored = settings.pop("iterations")
     iterations = stored if iterations is None else iterations
     X, y, X_test, y_test = sin_data(seed)
-    net = lib.ODENet(width=SIN["width"], depth=SIN["depth"], in_features=1, seed=seed).double()
+    net = lib.ODENet(width=SIN["width"], depth=SIN["depth"], T=SIN["T"], in_features=1,
+                     seed=seed).double()
     if "msa" in settings:
         settings = dict(optimizer=msa.msa(net, X, y, loss="mean_squared", **settings["msa"]))
     start = time.perf_counter()
