@@ -182,8 +182,12 @@ class StraightThrough(torch.optim.Optimizer):
     ``sign(W)``.  Parameters in ``binary`` are binarised; the others take plain Adam steps."""
 
     def __init__(self, params, binary, lr: float):
+        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}")
         params = list(params)
         binary_ids = {id(p) for p in binary}
+        if not binary_ids or not binary_ids <= {id(p) for p in params}:
+            raise ValueError("binary must name some of the parameters being optimised")
         self.pairs = [(p, p.detach().clone()) for p in params if id(p) in binary_ids]
         others = [p for p in params if id(p) not in binary_ids]
         latent = [w.requires_grad_(True) for _, w in self.pairs]

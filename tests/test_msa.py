@@ -122,5 +122,9 @@ def test_bad_arguments(problem):
         msa.MSA(net, X, y, loss="cross_entropy", lr=0.1, rho=-1.0)
     with pytest.raises(ValueError, match="loss"):
         msa.MSA(net, X, y, loss="hinge", lr=0.1)
+    with pytest.raises(ValueError, match="binary"):
+        msa.StraightThrough(list(net.parameters()), binary=[], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        msa.StraightThrough(list(net.parameters()), binary=[net.field.A], lr=0.0)
     with pytest.raises(TypeError, match="net"):
         msa.MSA(lib.ODENet(width=3, depth=2, seed=[0, 1]), X, y, loss="cross_entropy", lr=0.1)
