@@ -99,11 +99,12 @@ def binary_run(method: str, seed: int, iterations: int | None = None) -> dict:
 
 def main() -> None:
     lib.setup_notebook(seed=0)
-    out = dict(sin={m: [sin_run(m, s) for s in SEEDS] for m in SIN_METHODS},
-               binary={m: [binary_run(m, s) for s in SEEDS] for m in BINARY_METHODS},
-               seeds=list(SEEDS), sin_settings=SIN, sin_methods=SIN_METHODS,
-               binary_settings=BINARY, binary_methods=BINARY_METHODS)
-    FILE.write_text(json.dumps(out))
+    records = dict(sin={m: [sin_run(m, s) for s in SEEDS] for m in SIN_METHODS},
+                   binary={m: [binary_run(m, s) for s in SEEDS] for m in BINARY_METHODS})
+    metadata = dict(seeds=list(SEEDS), sin_settings=SIN, sin_methods=SIN_METHODS,
+                    binary_settings=BINARY, binary_methods=BINARY_METHODS)
+    # the layout of lib.experiments.load_records, which downloads it on Colab
+    FILE.write_text(json.dumps(dict(metadata=metadata, records=records)))
 
 
 if __name__ == "__main__":
