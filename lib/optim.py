@@ -328,9 +328,12 @@ def nesterov_ode(gradient: Gradient, x0: torch.Tensor, T: float, steps: int,
 def sharpness(net, X: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy",
               iterations: int = 100) -> float:
     """The largest eigenvalue ``L`` of the Hessian of the data loss ``E(theta)`` over all of
-    ``net``'s parameters, by ``iterations`` steps of power iteration with Hessian-vector
-    products (forward over reverse, :func:`torch.func.jvp` of :func:`torch.func.grad`).  Near a minimum, gradient descent is explicit Euler on
-    ``theta' = -grad E`` linearised to ``delta' = -Hess E delta``, stable iff ``lr < 2 / L``."""
+    ``net``'s parameters (the *sharpness*), by ``iterations`` steps of power iteration with
+    Hessian-vector products (forward over reverse: :func:`torch.func.jvp` of
+    :func:`torch.func.grad`).  Near a minimum, gradient descent is explicit Euler on
+    ``theta' = -grad E`` linearised to ``delta' = -Hess E delta``, stable iff
+    ``lr < 2 / L``.  Power iteration finds the eigenvalue of largest modulus: at a minimum
+    that is ``L``."""
     from .train import LOSSES, check_data
 
     check_data(net, X, y, "(X, y)", loss)

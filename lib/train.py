@@ -209,7 +209,8 @@ def _per_member(net: ODENet, X, y, name: str,
 
 
 def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 1000,
-          optimizer: str | Callable[..., torch.optim.Optimizer] = "adam", lr: float = 0.05, loss: str = "cross_entropy",
+          optimizer: str | Callable[..., torch.optim.Optimizer] = "adam", lr: float = 0.05,
+          loss: str = "cross_entropy",
           regulariser: Callable[[ODENet], torch.Tensor] | None = None,
           gradient: Callable[..., dict] | None = None,
           validation: tuple[torch.Tensor, torch.Tensor] | None = None,

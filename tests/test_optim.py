@@ -121,7 +121,8 @@ def test_relativistic_is_the_published_recursion():
     for _ in range(20):  # the published loop (França et al., opt_solvers.relativistic)
         x_half = x + math.sqrt(mu) * v / math.sqrt(1 + delta * mu * float(v @ v))
         v_half = math.sqrt(mu) * v - lr * gradient(x_half)
-        x = alpha * x_half + (1 - alpha) * x + v_half / math.sqrt(1 + delta * float(v_half @ v_half))
+        drift = v_half / math.sqrt(1 + delta * float(v_half @ v_half))
+        x = alpha * x_half + (1 - alpha) * x + drift
         v = math.sqrt(mu) * v_half
         xs.append(x)
     ours, p = x0, torch.zeros_like(x0)

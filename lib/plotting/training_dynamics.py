@@ -56,8 +56,8 @@ def curves_figure(panels: Sequence[Mapping], height: float = 2.8):
 def loss_and_time(losses: Mapping[str, object], seconds: Mapping[str, Sequence[float]],
                   target: float | None = None, height: float = 3.0):
     """Two panels: the objective before iteration ``k = 1..N`` against ``k``, and against the
-    wall-clock seconds (each run's iterations spread evenly over its measured time); ``target`` is drawn as a
-    dotted line.  ``losses[name]`` is ``[S, N]``, ``seconds[name]`` the ``S`` run times."""
+    wall-clock seconds (each run's iterations spread evenly over its measured time);
+    ``target`` is drawn as a dotted line.  ``losses[name]`` is ``[S, N]``, ``seconds[name]`` the ``S`` run times."""
     times, counts = {}, {}
     for name, values in losses.items():
         runs = _as_runs(values)
