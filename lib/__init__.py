@@ -10,7 +10,8 @@ space), ``models`` (the ODE network, with members for several seeds; Hamiltonian
 state (z, p) and their exact inverse), ``train`` (full-batch training), ``adjoint``
 (gradients: DTO, OTD, backsolve, checkpointing, reversible), ``stability`` (eigenvalues,
 logarithmic norms, one-sided Lipschitz constants), ``deep_limit`` (refinement and convergence
-orders), ``experiments`` (training outcomes over several seeds), ``claims`` (the checks behind
+orders), ``experiments`` (training outcomes over several seeds), ``optim`` (optimisers as steps of
+discretised flows), ``msa`` (training by the maximum principle), ``claims`` (the checks behind
 the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
 (reproducibility).
 """

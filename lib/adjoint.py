@@ -54,9 +54,9 @@ def _setup(net, x, y, loss: str) -> tuple[Callable, torch.Tensor, torch.Tensor]:
     gradient is that member's own gradient: S networks as one computation."""
     if not isinstance(net, ODENet):
         raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
-    x, y = per_member(net, x, y, "(x, y)")
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
+    x, y = per_member(net, x, y, "(x, y)", loss)
     layered = set(layer_keys(net))
     other = [name for name, _ in net.field.named_parameters(prefix="field") if name not in layered]
     if other:

@@ -30,7 +30,8 @@ from tqdm.auto import tqdm
 from .fields import positive_int
 from .models import ODENet
 
-__all__ = ["cross_entropy", "least_squares", "LOSSES", "accuracy", "time_smoothness",
+__all__ = ["cross_entropy", "least_squares", "mean_squared", "LOSSES",
+           "REGRESSION_LOSSES", "accuracy", "time_smoothness",
            "parameter_path", "roughness", "path_distance", "History",
            "check_data", "train"]
 
@@ -57,8 +58,19 @@ def least_squares(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (0.5 * (torch.softmax(logits, -1) - onehot).square().sum(-1)).mean(-1)
 
 
+def mean_squared(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Regression: the mean of ``1/2 (w^T z^K + w0 - y)^2`` over the points, per member, for
+    one output (two "classes") and real targets ``y`` (Li, Chen, Tai & E 2018, the sin(x)
+    problem of chapter 7)."""
+    return (0.5 * (output - y).square()).mean(-1)
+
+
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "cross_entropy": cross_entropy, "least_squares": least_squares}
+    "cross_entropy": cross_entropy, "least_squares": least_squares,
+    "mean_squared": mean_squared}
+
+REGRESSION_LOSSES = frozenset({"mean_squared"})
+"""The losses whose targets are real numbers, not class labels."""
 """The data losses by name; each returns one value per member."""
 
 
@@ -148,10 +160,10 @@ class History:
     validation_accuracy: torch.Tensor | None
 
 
-def check_data(net: ODENet, X, y, name: str) -> None:
+def check_data(net: ODENet, X, y, name: str, loss: str = "cross_entropy") -> None:
     """Raise a clear error unless ``X`` is ``[n, in_features]`` (or, with ``S`` members,
-    ``[S, n, in_features]``) and ``y`` holds the matching long class labels of ``net``; ``name``
-    says which argument is meant."""
+    ``[S, n, in_features]``) and ``y`` holds the matching long class labels of ``net`` (real
+    targets for a loss in :data:`REGRESSION_LOSSES`); ``name`` says which argument is meant."""
     if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(f"{name} must be a pair of tensors (X, y)")
     S, d = net.members, net.in_features
@@ -159,6 +171,11 @@ def check_data(net: ODENet, X, y, name: str) -> None:
     if (X.dim() not in ((2,) if S is None else (2, 3)) or X.shape[-1] != d
             or (X.dim() == 3 and X.shape[0] != S)):
         raise ValueError(f"{name}: X must have shape {shapes}, got {list(X.shape)}")
+    if loss in REGRESSION_LOSSES:
+        if y.shape != X.shape[:-1] or not y.is_floating_point() or net.classifier.classes != 2:
+            raise ValueError(f"{name}: the loss {loss!r} needs one output and real targets y of "
+                             f"shape {list(X.shape[:-1])}, got {y.dtype} {list(y.shape)}")
+        return
     if y.shape != X.shape[:-1] or y.dtype != torch.long:
         raise ValueError(f"{name}: y must be a long tensor of shape {list(X.shape[:-1])}, "
                          f"got {y.dtype} {list(y.shape)}")
@@ -182,23 +199,28 @@ def _check_labels(y: torch.Tensor, classes: int, name: str) -> None:
                             y._version, classes)
 
 
-def per_member(net: ODENet, X, y, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def per_member(net: ODENet, X, y, name: str,
+               loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
     """Checked data, with data shared by all members repeated for each."""
-    check_data(net, X, y, name)
+    check_data(net, X, y, name, loss)
     if net.members is not None and X.dim() == 2:
         X, y = X.expand(net.members, *X.shape), y.expand(net.members, *y.shape)
     return X, y
 
 
 def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 1000,
-          optimizer: str = "adam", lr: float = 0.05, loss: str = "cross_entropy",
+          optimizer: str | Callable[..., torch.optim.Optimizer] = "adam", lr: float = 0.05,
+          loss: str = "cross_entropy",
           regulariser: Callable[[ODENet], torch.Tensor] | None = None,
           gradient: Callable[..., dict] | None = None,
           validation: tuple[torch.Tensor, torch.Tensor] | None = None,
           record_every: int = 10, progress: bool | None = None) -> History:
     """Train ``net`` on all of ``(X, y)`` at once and return its :class:`History`.
 
-    ``optimizer`` is ``"gd"`` (``theta <- theta - lr grad E``) or ``"adam"``; ``loss`` a name in
+    ``optimizer`` is ``"gd"`` (``theta <- theta - lr grad E``) or ``"adam"`` with step ``lr``, or
+    a factory ``optimizer(params) -> torch.optim.Optimizer`` (e.g. an optimiser of
+    :mod:`lib.optim` with its settings bound by ``functools.partial``, or :func:`lib.msa.msa`),
+    which then sets its own steps (``lr`` is unused); ``loss`` a name in
     :data:`LOSSES`; ``regulariser(net)`` is added to the data loss.  ``gradient(net, X, y,
     loss=loss)`` computes the data loss's gradient as a dict keyed like ``net.named_parameters()``
     (default: autograd); the regulariser's gradient is always autograd's.  With members, the data
@@ -214,20 +236,27 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
     optimizers = {"gd": torch.optim.SGD, "adam": torch.optim.Adam}
-    if optimizer not in optimizers:
-        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(optimizers)}")
+    if not (callable(optimizer) or optimizer in optimizers):
+        raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {sorted(optimizers)} "
+                         "or a factory params -> torch.optim.Optimizer")
     if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if gradient is not None and not callable(gradient):
         raise TypeError(f"gradient must be callable as gradient(net, X, y, loss=...), got {gradient!r}")
-    X, y = per_member(net, X, y, "(X, y)")
+    X, y = per_member(net, X, y, "(X, y)", loss)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError("validation must be a pair of tensors (X, y)")
-        validation = per_member(net, *validation, "validation")
+        validation = per_member(net, *validation, "validation", loss)
     data_loss = LOSSES[loss]
     params = dict(net.named_parameters())
-    opt = optimizers[optimizer](params.values(), lr=lr)
+    if callable(optimizer):
+        opt = optimizer(list(params.values()))
+        if not isinstance(opt, torch.optim.Optimizer):
+            raise TypeError(f"optimizer(params) must return a torch.optim.Optimizer, got "
+                            f"{type(opt).__name__}")
+    else:
+        opt = optimizers[optimizer](params.values(), lr=lr)
     members = () if net.members is None else (net.members,)
     losses = torch.empty((iterations, *members), dtype=X.dtype, device=X.device)
     show = sys.stderr.isatty() if progress is None else progress

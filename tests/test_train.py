@@ -98,7 +98,7 @@ def test_least_squares_formulas():
     onehot = torch.tensor([[0, 0, 1], [1, 0, 0]], dtype=torch.float64)
     expected = 0.5 * ((many.softmax(1) - onehot) ** 2).sum() / 2
     assert least_squares(many, labels).item() == pytest.approx(expected.item(), rel=1e-12)
-    assert set(LOSSES) == {"cross_entropy", "least_squares"}
+    assert set(LOSSES) == {"cross_entropy", "least_squares", "mean_squared"}
 
 
 def test_least_squares_training_uses_that_loss_and_learns(donut):
