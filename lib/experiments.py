@@ -113,12 +113,9 @@ def classify(dataset: str, *, seeds: Sequence[int] = range(5), n: int = 500,
              iterations: int = 500, lr: float = 0.05, optimizer: str = "adam",
              loss: str = "cross_entropy", regulariser=None, device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, name: str | None = None,
-             init_depth: int | None = None, **net_kwargs) -> Experiment:
+             **net_kwargs) -> Experiment:
     """Train ``ODENet(**net_kwargs, seed=seeds)`` on ``n`` points of ``dataset`` per seed and
-    return the :class:`Experiment`; accuracies are recorded every 50 iterations.  With
-    ``init_depth`` (a divisor of the depth) training starts instead from the random network
-    of depth ``init_depth`` refined to the depth (:func:`lib.deep_limit.refine`): the same
-    initial ``theta(t)`` for every depth that it divides."""
+    return the :class:`Experiment`; accuracies are recorded every 50 iterations."""
     seeds = tuple(seeds)
     if not seeds:
         raise ValueError("seeds must hold at least one seed")
@@ -126,18 +123,7 @@ def classify(dataset: str, *, seeds: Sequence[int] = range(5), n: int = 500,
     val_sets = [make_dataset(dataset, n, seed=s + VALIDATION_SEED, dtype=dtype) for s in seeds]
     X, y = (torch.stack(t).to(device) for t in zip(*train_sets))
     X_val, y_val = (torch.stack(t).to(device) for t in zip(*val_sets))
-    if init_depth is None:
-        net = ODENet(seed=seeds, **net_kwargs)
-    else:
-        from .deep_limit import refine
-        depth = net_kwargs.get("depth")
-        if not isinstance(init_depth, int) or not isinstance(depth, int) or init_depth < 1 \
-                or depth % init_depth:
-            raise ValueError(f"init_depth must be a positive divisor of depth = {depth}, got "
-                             f"{init_depth!r}")
-        coarse = ODENet(seed=seeds, **dict(net_kwargs, depth=init_depth))
-        net = refine(coarse, depth // init_depth)
-    net = net.to(device=device, dtype=dtype)
+    net = ODENet(seed=seeds, **net_kwargs).to(device=device, dtype=dtype)
     history = train(net, X, y, iterations=iterations, lr=lr, optimizer=optimizer, loss=loss,
                     regulariser=regulariser, validation=(X_val, y_val),
                     record_every=min(50, iterations))
@@ -168,39 +154,18 @@ def _regulariser(lam: float, size: float):
     return lambda net: sum(part(net) for part in parts)
 
 
-def run(config: Mapping[str, Any], device: torch.device | str = "cpu",
-        start: Experiment | None = None) -> Experiment:
+def run(config: Mapping[str, Any], device: torch.device | str = "cpu") -> Experiment:
     """Train one configuration over its seeds: ``config`` holds the keyword arguments of
     :func:`classify` as plain data (``"dataset"``, ``"seeds"``, ``"n"``, ``"iterations"``, the
-    network's arguments, ``"dtype"`` as a name, default ``"float64"``) and ``"lam"``, the weight
-    of :func:`lib.train.time_smoothness` (default 0: no regulariser), and ``"size"``, the weight of
-    :func:`lib.deep_limit.size_penalty` (default 0).  Equal configurations give
-    equal experiments (on one machine, bit for bit).
-
-    With ``start`` (an experiment on the same data whose depth divides ``config["depth"]``),
-    training starts from its trained members refined to the new depth
-    (:func:`lib.deep_limit.refine`) instead of from a random initialisation: a nested sequence
-    of depths, each trained from the one before (the key ``"start"`` of ``config`` may name it)."""
+    network's arguments, ``"dtype"`` as a name, default ``"float64"``), ``"lam"``, the weight
+    of :func:`lib.train.time_smoothness` (default 0: no regulariser), and ``"size"``, the
+    weight of :func:`lib.deep_limit.size_penalty` (default 0).  Equal configurations give
+    equal experiments (on one machine, bit for bit)."""
     config = _config(config)
     dataset, lam = config.pop("dataset"), config.pop("lam", 0.0)
     dtype = getattr(torch, config.pop("dtype", "float64"))
     regulariser = _regulariser(lam, config.pop("size", 0.0))
-    config.pop("start", None)
-    if start is None:
-        return classify(dataset, regulariser=regulariser, dtype=dtype, device=device, **config)
-    from .deep_limit import refine
-    depth = config.get("depth", start.net.depth)
-    if depth % start.net.depth:
-        raise ValueError(f"config['depth'] = {depth} must be a multiple of the depth of start "
-                         f"({start.net.depth})")
-    net = refine(start.net, depth // start.net.depth)
-    iterations = config.get("iterations", 500)
-    history = train(net, start.X, start.y, iterations=iterations, lr=config.get("lr", 0.05),
-                    optimizer=config.get("optimizer", "adam"),
-                    loss=config.get("loss", "cross_entropy"), regulariser=regulariser,
-                    validation=(start.X_val, start.y_val), record_every=min(50, iterations))
-    return Experiment(config.get("name") or dataset, start.seeds, net, history, start.X, start.y,
-                      start.X_val, start.y_val)
+    return classify(dataset, regulariser=regulariser, dtype=dtype, device=device, **config)
 
 
 def to_record(experiment: Experiment, config: Mapping[str, Any], full_loss: bool = False) -> dict:
@@ -226,8 +191,7 @@ def from_record(record: Mapping[str, Any], device: torch.device | str = "cpu") -
     dtype = getattr(torch, config.pop("dtype", "float64"))
     dataset, seeds = config.pop("dataset"), tuple(config.pop("seeds", range(5)))
     n = config.pop("n", 500)
-    for key in ("lam", "size", "iterations", "lr", "optimizer", "loss", "name", "start",
-                "init_depth"):
+    for key in ("lam", "size", "iterations", "lr", "optimizer", "loss", "name"):
         config.pop(key, None)
     X, y = (torch.stack(t) for t in zip(*(make_dataset(dataset, n, seed=s, dtype=dtype)
                                           for s in seeds)))

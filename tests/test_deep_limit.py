@@ -119,19 +119,6 @@ def test_objective_is_loss_plus_both_regularisers_and_run_trains_it():
     assert torch.equal(stored.net.field.A, e.net.field.A)
 
 
-def test_init_depth_starts_every_depth_from_the_same_function():
-    from lib import experiments as ex
-    config = dict(dataset="spiral", seeds=[0, 1], n=30, iterations=1, width=2, T=2.0,
-                  dtype="float64", lr=1e-300, init_depth=2)
-    fine, finer = ex.run(dict(config, depth=4)), ex.run(dict(config, depth=8))
-    coarse = lib.ODENet(width=2, depth=2, T=2.0, seed=[0, 1]).double()
-    for e in (fine, finer):
-        torch.testing.assert_close(e.net.field.A, refine(coarse, e.net.depth // 2).field.A,
-                                   rtol=0, atol=0)
-    with pytest.raises(ValueError, match="init_depth"):
-        ex.run(dict(config, depth=5))
-
-
 def test_adam_moves_theta_t_alike_at_every_depth_and_gd_does_not():
     """The gradient of layer k is h times the L^2 gradient at t_k; Adam is invariant to that
     scale, gradient descent with a fixed rate is not (it moves m times less on a grid m times

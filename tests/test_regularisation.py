@@ -104,19 +104,6 @@ def test_run_is_deterministic_and_is_classify():
     assert one.train_accuracy.shape == (2,) and ex.spread(one.validation_accuracy)
 
 
-def test_run_refined_from_a_start():
-    start = ex.run(TINY)
-    config = dict(TINY, depth=8, iterations=1, lr=1e-12, start="tiny")
-    finer = ex.run(config, start=start)
-    assert finer.net.depth == 8 and finer.net.h == 0.25
-    assert torch.equal(finer.X, start.X) and finer.seeds == start.seeds
-    # one step of size 1e-12 from the refined start: theta(t) has not moved
-    assert torch.allclose(parameter_path(finer.net), parameter_path(refine(start.net, 2)),
-                          rtol=0, atol=1e-9)
-    with pytest.raises(ValueError, match="multiple"):
-        ex.run(dict(TINY, depth=6), start=start)
-
-
 def test_records_round_trip(tmp_path):
     experiment = ex.run(TINY)
     record = ex.to_record(experiment, TINY)

@@ -7,8 +7,8 @@ core).  It trains every configuration of :data:`CONFIGS` over its five seeds wit
 and, for the runs of the lambda sweep, what their spectra say
 (:func:`lib.experiments.stability_summary`).  ``--only NAME`` regenerates one configuration and
 prints how far it is from the stored one instead of writing the files; ``--retrain deep/``
-trains the deep limit again and keeps the other stored runs (re-analysing the sweep's); ``--seeds 5 6 7 8 9
---output DIR`` trains everything on other seeds and writes the files to ``DIR`` (to check that
+trains the deep limit again and keeps the other stored runs (re-analysing the sweep's);
+``--seeds 5 6 7 8 9 --output DIR`` trains everything on other seeds and writes the files to ``DIR`` (to check that
 the chapters' conclusions hold beyond the stored seeds).
 
 Reproducibility.  Training is deterministic on one machine (``lib.setup_notebook`` and one
