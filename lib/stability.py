@@ -558,7 +558,8 @@ def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
 # eigenvalues' prediction |delta(t)| ~ exp(int alpha(J)) |delta(0)|, which holds up to constants
 # when J(t) varies slowly (Desoer 1969); the logarithmic norm gives the bound
 # exp(int mu_2(J)) for every J(t) (Dahlquist 1959), and the layer's nu (the largest mu_2 over
-# its states) the bound exp(int nu) of growth_bound for all trajectories at once.
+# its states) the bound exp(int nu) of growth_bound for all trajectories at once.  The growth
+# these predict is the largest over all directions; lib.growth measures it.
 
 class TrajectorySpectra(NamedTuple):
     """The spectral abscissa ``alpha``, the logarithmic norm ``mu_2`` and Henrici's departure
