@@ -9,9 +9,11 @@ antiderivative gamma), ``fields`` (vector fields f(z; theta) with per-layer para
 space), ``models`` (the ODE network, with members for several seeds; Hamiltonian networks with
 state (z, p) and their exact inverse), ``train`` (full-batch training), ``adjoint``
 (gradients: DTO, OTD, backsolve, checkpointing, reversible), ``stability`` (eigenvalues,
-logarithmic norms, one-sided Lipschitz constants), ``deep_limit`` (refinement and convergence
-orders), ``experiments`` (training outcomes over several seeds), ``optim`` (optimisers as steps of
-discretised flows), ``msa`` (training by the maximum principle), ``claims`` (the checks behind
+logarithmic norms, one-sided Lipschitz constants), ``growth`` (the largest growth of
+perturbations, the 2-norm of the end-to-end Jacobian, beside the spectra's predictions),
+``deep_limit`` (refinement, convergence orders, the deep limit's objective), ``experiments``
+(training outcomes over several seeds), ``optim`` (optimisers as steps of discretised flows),
+``msa`` (training by the maximum principle), ``claims`` (the checks behind
 the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
 (reproducibility).
 """

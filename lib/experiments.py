@@ -22,7 +22,8 @@ from .data import make_dataset
 from .models import ODENet
 from .train import History, time_smoothness, train
 
-__all__ = ["VALIDATION_SEED", "Spread", "spread", "Experiment", "classify", "run", "to_record",
+__all__ = ["VALIDATION_SEED", "Spread", "spread", "rank_correlation", "Experiment", "classify",
+           "run", "to_record",
            "from_record", "save_records", "load_records", "StabilitySummary", "stability_summary"]
 
 VALIDATION_SEED = 1000
@@ -38,6 +39,18 @@ class Spread(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.median:.3f} ({self.low:.3f}–{self.high:.3f})"
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation of two 1-D tensors of equal length ``n >= 2`` without ties:
+    the correlation of their ranks, ``1 - 6 sum d_i^2 / (n (n^2 - 1))`` with ``d_i`` the
+    difference of the ranks of ``a_i`` and ``b_i`` (Spearman 1904)."""
+    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.dim() != 1 \
+            or a.shape != b.shape or a.numel() < 2:
+        raise ValueError("a and b must be 1-D tensors of the same length n >= 2")
+    n = a.numel()
+    ranks = [v.detach().double().cpu().argsort().argsort().double() for v in (a, b)]
+    return float(1 - 6 * (ranks[0] - ranks[1]).square().sum() / (n * (n * n - 1)))
 
 
 def spread(values: torch.Tensor) -> Spread:
@@ -131,38 +144,28 @@ def _config(config: Mapping[str, Any]) -> dict:
     return config
 
 
-def run(config: Mapping[str, Any], device: torch.device | str = "cpu",
-        start: Experiment | None = None) -> Experiment:
+def _regulariser(lam: float, size: float):
+    """``R_h`` of weight ``lam`` plus, with ``size > 0``, the size penalty of
+    :func:`lib.deep_limit.size_penalty`; ``None`` when both weights are 0."""
+    from .deep_limit import size_penalty
+    parts = [term(w) for term, w in ((time_smoothness, lam), (size_penalty, size)) if w]
+    if not parts:
+        return None
+    return lambda net: sum(part(net) for part in parts)
+
+
+def run(config: Mapping[str, Any], device: torch.device | str = "cpu") -> Experiment:
     """Train one configuration over its seeds: ``config`` holds the keyword arguments of
     :func:`classify` as plain data (``"dataset"``, ``"seeds"``, ``"n"``, ``"iterations"``, the
-    network's arguments, ``"dtype"`` as a name, default ``"float64"``) and ``"lam"``, the weight
-    of :func:`lib.train.time_smoothness` (default 0: no regulariser).  Equal configurations give
-    equal experiments (on one machine, bit for bit).
-
-    With ``start`` (an experiment on the same data whose depth divides ``config["depth"]``),
-    training starts from its trained members refined to the new depth
-    (:func:`lib.deep_limit.refine`) instead of from a random initialisation: a nested sequence
-    of depths, each trained from the one before (the key ``"start"`` of ``config`` may name it)."""
+    network's arguments, ``"dtype"`` as a name, default ``"float64"``), ``"lam"``, the weight
+    of :func:`lib.train.time_smoothness` (default 0: no regulariser), and ``"size"``, the
+    weight of :func:`lib.deep_limit.size_penalty` (default 0).  Equal configurations give
+    equal experiments (on one machine, bit for bit)."""
     config = _config(config)
     dataset, lam = config.pop("dataset"), config.pop("lam", 0.0)
     dtype = getattr(torch, config.pop("dtype", "float64"))
-    regulariser = time_smoothness(lam) if lam else None
-    config.pop("start", None)
-    if start is None:
-        return classify(dataset, regulariser=regulariser, dtype=dtype, device=device, **config)
-    from .deep_limit import refine
-    depth = config.get("depth", start.net.depth)
-    if depth % start.net.depth:
-        raise ValueError(f"config['depth'] = {depth} must be a multiple of the depth of start "
-                         f"({start.net.depth})")
-    net = refine(start.net, depth // start.net.depth)
-    iterations = config.get("iterations", 500)
-    history = train(net, start.X, start.y, iterations=iterations, lr=config.get("lr", 0.05),
-                    optimizer=config.get("optimizer", "adam"),
-                    loss=config.get("loss", "cross_entropy"), regulariser=regulariser,
-                    validation=(start.X_val, start.y_val), record_every=min(50, iterations))
-    return Experiment(config.get("name") or dataset, start.seeds, net, history, start.X, start.y,
-                      start.X_val, start.y_val)
+    regulariser = _regulariser(lam, config.pop("size", 0.0))
+    return classify(dataset, regulariser=regulariser, dtype=dtype, device=device, **config)
 
 
 def to_record(experiment: Experiment, config: Mapping[str, Any], full_loss: bool = False) -> dict:
@@ -188,7 +191,7 @@ def from_record(record: Mapping[str, Any], device: torch.device | str = "cpu") -
     dtype = getattr(torch, config.pop("dtype", "float64"))
     dataset, seeds = config.pop("dataset"), tuple(config.pop("seeds", range(5)))
     n = config.pop("n", 500)
-    for key in ("lam", "iterations", "lr", "optimizer", "loss", "name", "start"):
+    for key in ("lam", "size", "iterations", "lr", "optimizer", "loss", "name"):
         config.pop(key, None)
     X, y = (torch.stack(t) for t in zip(*(make_dataset(dataset, n, seed=s, dtype=dtype)
                                           for s in seeds)))
@@ -251,11 +254,14 @@ class StabilitySummary(NamedTuple):
     validation points: the roughness ``sum_k |theta^{k+1} - theta^k|``; the largest estimated
     ``nu`` over the layers; the gap between the red and blue curves, ``max_z mu_2(J) - max_z
     alpha(J)``, averaged over time; the variation of the Jacobian along the trajectories,
-    ``int |dJ/dt|`` (median over the points); and, at ``t = T``, the logarithms of the largest
-    measured growth of a perturbation and of the estimated bound ``exp(int nu)``, the error
-    of the eigenvalues' prediction, ``|log(growth) - int alpha(J)|`` along each trajectory
-    (median over the points), all in units of ``e``-folds, and the fraction of the points whose
-    perturbation grows more than the eigenvalues predict."""
+    ``int |dJ/dt|`` (median over the points); and, at ``t = T``, in units of ``e``-folds: the
+    logarithm of the largest growth ``|d z(T) / d z(0)|_2`` over the points and of the
+    estimated bound ``exp(int nu)``, the error of the eigenvalues' prediction against the
+    largest growth, ``|log |Phi_n(T)|_2 - int alpha(J_n)|`` (median over the points), the same
+    error against the growth in one random direction (the measurement this replaces), the
+    fraction of the points whose largest growth exceeds the eigenvalues' prediction, and
+    Henrici's departure from normality integrated along the trajectory, ``int dep(J_n)``
+    (median over the points)."""
 
     roughness: torch.Tensor
     nu_max: torch.Tensor
@@ -264,17 +270,20 @@ class StabilitySummary(NamedTuple):
     log_growth: torch.Tensor
     log_bound: torch.Tensor
     eigenvalue_error: torch.Tensor
+    random_error: torch.Tensor
     exceeded: torch.Tensor
+    departure: torch.Tensor
 
 
 def stability_summary(experiment: Experiment, points: int = 200, refinement: int = 4,
                       seed: int = 0) -> StabilitySummary:
     """:class:`StabilitySummary` of every member: for each, the network is refined ``refinement``
     times (:func:`lib.deep_limit.refine`, the same ``theta(t)`` with steps ``h / refinement``,
-    a closer view of the flow) and :func:`lib.stability.growth_comparison` perturbs its first
-    ``points`` validation inputs (directions drawn from ``seed``)."""
+    a closer view of the flow) and :func:`lib.growth.growth_comparison` measures the growth of
+    perturbations of its first ``points`` validation inputs (random directions drawn from
+    ``seed``)."""
     from .deep_limit import refine
-    from .stability import growth_comparison
+    from .growth import growth_comparison
     from .train import roughness
 
     rows = []
@@ -284,10 +293,11 @@ def stability_summary(experiment: Experiment, points: int = 200, refinement: int
         c = growth_comparison(fine, one.X_val[:points],
                               generator=torch.Generator().manual_seed(seed))
         alpha_max, nu = c.spectra.alpha.amax(1), c.spectra.log_norm.amax(1)
-        log_growth = c.measured[-1].log()
+        error = c.log_error()
         rows.append(torch.stack([
             roughness(one.net).to(torch.float64), nu.max(), (nu - alpha_max).mean(),
-            (fine.h * c.spectra.variation.sum(0)).median(), log_growth.max(), c.bound[-1].log(),
-            (log_growth - c.eigenvalues[-1].log()).abs().median(),
-            (c.measured[-1] > c.eigenvalues[-1]).to(nu.dtype).mean()]).to(torch.float64).cpu())
+            (fine.h * c.spectra.variation.sum(0)).median(), c.largest[-1].log().max(),
+            c.bound[-1].log(), error.abs().median(), c.log_error("random").abs().median(),
+            (error > 0).to(nu.dtype).mean(),
+            (fine.h * c.spectra.departure.sum(0)).median()]).to(torch.float64).cpu())
     return StabilitySummary(*torch.stack(rows, 1))

@@ -37,8 +37,8 @@ __all__ = ["jacobians", "spectral_abscissa", "log_norm", "OneSidedLipschitz", "o
            "StabilityCurves", "layer_curves", "network_curves", "gradient_flow_bounds",
            "growth_factor", "growth_bound", "PerturbationGrowth", "perturbation_growth",
            "markus_yamabe", "markus_yamabe_network", "layer_determinants",
-           "step_lipschitz_bounds", "TrajectorySpectra", "trajectory_spectra",
-           "eigenvalue_growth", "GrowthComparison", "growth_comparison"]
+           "layer_jacobians", "step_lipschitz_bounds", "henrici_departure",
+           "TrajectorySpectra", "trajectory_spectra", "eigenvalue_growth"]
 
 
 def _check_single(net) -> None:
@@ -108,6 +108,17 @@ def spectral_abscissa(J: torch.Tensor) -> torch.Tensor:
     matrix or a batch ``[..., d, d]`` (result of shape ``[...]``).  Linear stability
     (Haber & Ruthotto 2017) asks for ``alpha(J) <= 0``."""
     return torch.linalg.eigvals(_check_square(J)).real.amax(-1)
+
+
+def henrici_departure(J: torch.Tensor) -> torch.Tensor:
+    """Henrici's departure from normality ``dep(J) = (|J|_F^2 - sum_i |lambda_i(J)|^2)^(1/2)``
+    (Henrici 1962), for a matrix or a batch ``[..., d, d]``: zero exactly when ``J`` is
+    normal, and ``|c|`` for ``[[a, c], [0, a]]``.  (Round-off can make the difference slightly
+    negative for a normal ``J``; it is clamped at 0.)"""
+    J = _check_square(J)
+    eigenvalues = torch.linalg.eigvals(J).abs().square().sum(-1)
+    frobenius = J.square().sum((-2, -1))
+    return (frobenius - eigenvalues).clamp(min=0).sqrt()
 
 
 def log_norm(J: torch.Tensor) -> torch.Tensor:
@@ -486,19 +497,18 @@ def markus_yamabe_network(T: float, depth: int, method="rk4") -> ODENet:
 
 
 
-def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
-    """``det D Phi_h(z^k_n; theta^k)`` for every layer ``k`` at the states ``z^k_n`` of the inputs
-    ``x`` (``[n, in_features]``) that the layer acts on: shape ``[K, n]``.
+def layer_jacobians(net: ODENet, x: torch.Tensor) -> torch.Tensor:
+    """``D Phi_h(z^k_n; theta^k)``, the Jacobian of the map of layer ``k`` at the state
+    ``z^k_n`` of every input of ``x`` (``[n, in_features]``) that the layer acts on: shape
+    ``[K, n, d, d]``.
 
     ``Phi_h(z; theta^k)`` is one step of size ``h`` of the network's explicit Runge--Kutta
     method for ``z' = f(z; theta^k)`` (:func:`lib.integrators.rk_step`; Hairer, Norsett &
     Wanner, *Solving ODEs I*, II.1); its Jacobian is computed per point by reverse-mode
     differentiation of the step (``d`` backward passes for all points at once, as the step
     acts on each point alone), so any tableau and any field is covered.  For Euler and the
-    ResNet field it is ``det(I + h diag(sigma'(A^k z + b^k)) A^k)``; it is positive everywhere when
-    ``h ||A^k||_2 < 1`` (:func:`step_lipschitz_bounds`), and a negative value marks a point
-    where the layer folds the space (chapter 1).  One network at a time: pass ``net.member(s)``.
-    """
+    ResNet field it is ``I + h diag(sigma'(A^k z + b^k)) A^k``.  One network at a time: pass
+    ``net.member(s)``."""
     _check_single(net)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
@@ -508,9 +518,19 @@ def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
     def layer_map(z, theta):  # z -> Phi_h(z; theta^k); theta^k is fixed, t plays no part
         return rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
 
-    dets = [torch.linalg.det(_row_jacobians(layer_map, tuple(p.detach() for p in theta), z))
-            for theta, z in zip(net.field.thetas(), states)]
-    return torch.stack(dets)
+    return torch.stack([_row_jacobians(layer_map, tuple(p.detach() for p in theta), z)
+                        for theta, z in zip(net.field.thetas(), states)])
+
+
+def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
+    """``det D Phi_h(z^k_n; theta^k)`` for every layer ``k`` at the states ``z^k_n`` of the inputs
+    ``x`` (``[n, in_features]``) that the layer acts on: shape ``[K, n]``, the determinants of
+    :func:`layer_jacobians`.  For Euler and the ResNet field it is
+    ``det(I + h diag(sigma'(A^k z + b^k)) A^k)``; it is positive everywhere when
+    ``h ||A^k||_2 < 1`` (:func:`step_lipschitz_bounds`), and a negative value marks a point
+    where the layer folds the space (chapter 1).  One network at a time: pass ``net.member(s)``.
+    """
+    return torch.linalg.det(layer_jacobians(net, x))
 
 
 def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
@@ -538,30 +558,35 @@ def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
 # eigenvalues' prediction |delta(t)| ~ exp(int alpha(J)) |delta(0)|, which holds up to constants
 # when J(t) varies slowly (Desoer 1969); the logarithmic norm gives the bound
 # exp(int mu_2(J)) for every J(t) (Dahlquist 1959), and the layer's nu (the largest mu_2 over
-# its states) the bound exp(int nu) of growth_bound for all trajectories at once.
+# its states) the bound exp(int nu) of growth_bound for all trajectories at once.  The growth
+# these predict is the largest over all directions; lib.growth measures it.
 
 class TrajectorySpectra(NamedTuple):
-    """The spectral abscissa ``alpha`` and the logarithmic norm ``mu_2`` of the Jacobian of
-    layer ``k`` at the state ``z_n^k`` of every input ``n`` (each ``[K, n]``), and the size of
-    the change of that Jacobian from one layer to the next along each trajectory,
+    """The spectral abscissa ``alpha``, the logarithmic norm ``mu_2`` and Henrici's departure
+    from normality (:func:`henrici_departure`) of the Jacobian of layer ``k`` at the state
+    ``z_n^k`` of every input ``n`` (each ``[K, n]``), and the size of the change of that
+    Jacobian from one layer to the next along each trajectory,
     ``|J(z_n^{k+1}; theta^{k+1}) - J(z_n^k; theta^k)|_2 / h`` (``[K-1, n]``)."""
 
     alpha: torch.Tensor
     log_norm: torch.Tensor
+    departure: torch.Tensor
     variation: torch.Tensor
 
 
 def trajectory_spectra(net: ODENet, x: torch.Tensor) -> TrajectorySpectra:
     """:class:`TrajectorySpectra` of a single network along the trajectories of the inputs
     ``x`` ``[n, in_features]``: the Jacobians ``J_n^k = df/dz(z_n^k; theta^k)`` come from
-    :func:`jacobians`, their spectra from :func:`spectral_abscissa` and :func:`log_norm`."""
+    :func:`jacobians`, their spectra from :func:`spectral_abscissa`, :func:`log_norm` and
+    :func:`henrici_departure`."""
     _check_single(net)
     with torch.no_grad():
         states = net.trajectory(x)[:-1]
     J = torch.stack([jacobians(net.field, theta, z)
                      for theta, z in zip(net.field.thetas(), states)])
     variation = torch.linalg.matrix_norm(J.diff(dim=0), ord=2) / net.h
-    return TrajectorySpectra(spectral_abscissa(J), log_norm(J), variation)
+    return TrajectorySpectra(spectral_abscissa(J), log_norm(J), henrici_departure(J),
+                             variation)
 
 
 def eigenvalue_growth(alpha: torch.Tensor, h: float) -> torch.Tensor:
@@ -583,39 +608,3 @@ def eigenvalue_growth(alpha: torch.Tensor, h: float) -> torch.Tensor:
         raise ValueError(f"h must be a positive finite number, got {h!r}")
     start = alpha.new_zeros((1, *alpha.shape[1:]))
     return torch.cat([start, h * alpha]).cumsum(0).exp()
-
-
-class GrowthComparison(NamedTuple):
-    """The measured growth of input perturbations beside what the spectra say, all against the
-    layer times ``t`` ``[K+1]``: ``measured`` ``[K+1, n]`` (:func:`growth_factor`),
-    ``eigenvalues`` ``[K+1, n]`` (:func:`eigenvalue_growth` along each input's trajectory),
-    ``log_norms`` ``[K+1, n]`` (``exp(int mu_2(J))`` along each trajectory, a bound for
-    infinitesimal perturbations of the flow), ``bound`` ``[K+1]`` (:func:`growth_bound` with each
-    layer's estimated ``nu``, the largest ``mu_2`` over its states) and the
-    :class:`TrajectorySpectra` they come from."""
-
-    t: torch.Tensor
-    measured: torch.Tensor
-    eigenvalues: torch.Tensor
-    log_norms: torch.Tensor
-    bound: torch.Tensor
-    spectra: TrajectorySpectra
-
-
-def growth_comparison(net: ODENet, x: torch.Tensor, radius: float = 1e-4,
-                      generator: torch.Generator | None = None) -> GrowthComparison:
-    """Perturb every input by ``radius`` in a random direction (drawn with ``generator``) and
-    set the measured growth through ``net`` beside the eigenvalues' prediction, the
-    trajectory's log-norm bound and the estimated bound ``exp(int nu)``.  To compare with the
-    flow of ``theta(t)`` rather than with the network's own steps, pass
-    ``lib.deep_limit.refine(net, m)``."""
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius > 0 \
-            or not math.isfinite(radius):
-        raise ValueError(f"radius must be a positive finite number, got {radius!r}")
-    spectra = trajectory_spectra(net, x)
-    u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-    measured = growth_factor(net, x, x + radius * u / u.norm(dim=-1, keepdim=True))
-    t = net.h * torch.arange(net.depth + 1, dtype=x.dtype, device=x.device)
-    return GrowthComparison(t, measured, eigenvalue_growth(spectra.alpha, net.h),
-                            eigenvalue_growth(spectra.log_norm, net.h),
-                            growth_bound(spectra.log_norm.amax(1), net.h), spectra)

@@ -77,3 +77,56 @@ def test_refine_keeps_every_field_and_its_fixed_constants(field):
     assert getattr(fine.field, "kappa", None) == getattr(net.field, "kappa", None)
     if field in ("antisymmetric", "negdef"):
         assert fine.field.kappa == 0.5
+
+
+# --- the deep limit's objective and its training -------------------------------------------
+
+def test_size_penalty_by_hand_with_and_without_members():
+    from lib.deep_limit import size_penalty
+    net = lib.ODENet(width=2, depth=5, T=2.0, seed=[0, 1, 2]).double()
+    penalty = size_penalty(0.3)(net)
+    assert penalty.shape == (3,)
+    for s in range(3):
+        one = net.member(s)
+        A, b = one.field.stacks()["A"], one.field.stacks()["b"]
+        expected = 0.3 * (one.h * (A.square().sum() + b.square().sum())
+                          + one.classifier.w.square().sum() + one.classifier.w0.square().sum())
+        torch.testing.assert_close(penalty[s], expected.detach(), rtol=1e-14, atol=0)
+        torch.testing.assert_close(size_penalty(0.3)(one).detach(), expected.detach(),
+                                   rtol=1e-14, atol=0)
+    with pytest.raises(ValueError, match="mu must"):
+        size_penalty(-1.0)
+
+
+def test_objective_is_loss_plus_both_regularisers_and_run_trains_it():
+    from lib import experiments as ex
+    from lib.deep_limit import objective, size_penalty
+    from lib.train import cross_entropy, time_smoothness
+    config = dict(dataset="spiral", seeds=[0, 1], n=30, iterations=5, width=2, depth=4,
+                  T=2.0, lam=0.1, size=0.01, dtype="float64", lr=0.01)
+    e = ex.run(config)
+    value = objective(e.net, e.X, e.y, 0.1, 0.01)
+    with torch.no_grad():
+        by_hand = (cross_entropy(e.net(e.X), e.y) + time_smoothness(0.1)(e.net)
+                   + size_penalty(0.01)(e.net))
+    torch.testing.assert_close(value, by_hand, rtol=0, atol=0)
+    # the recorded objective is this one before the last update
+    again = ex.run(dict(config, iterations=4))
+    torch.testing.assert_close(e.history.loss[-1],
+                               objective(again.net, again.X, again.y, 0.1, 0.01),
+                               rtol=1e-12, atol=0)
+    stored = ex.from_record(ex.to_record(e, config))
+    assert torch.equal(stored.net.field.A, e.net.field.A)
+
+
+def test_adam_moves_theta_t_alike_at_every_depth_and_gd_does_not():
+    """The gradient of layer k is h times the L^2 gradient at t_k; Adam is invariant to that
+    scale, gradient descent with a fixed rate is not (it moves m times less on a grid m times
+    finer)."""
+    from lib.deep_limit import path_steps
+    X, y = lib.make_dataset("spiral", 60, seed=0, dtype=torch.float64)
+    net = lib.ODENet(width=2, depth=4, T=4.0, seed=[0, 1]).double()
+    coarse, fine = path_steps(net, X, y, 8, "adam", 0.01, 5)
+    assert bool(((fine / coarse - 1).abs() < 0.2).all()), fine / coarse
+    coarse, fine = path_steps(net, X, y, 8, "gd", 0.01, 5)
+    assert bool(((fine / coarse - 1 / 8).abs() < 0.05).all()), fine / coarse

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 
 import lib  # noqa: E402
 from lib import experiments as ex  # noqa: E402
+from lib import growth as gr  # noqa: E402
 from lib import stability as st  # noqa: E402
 from lib.deep_limit import refine  # noqa: E402
 from lib.plotting import classification as cplot  # noqa: E402
@@ -63,11 +64,15 @@ def test_trajectory_spectra_are_those_of_the_layer_jacobians_at_the_trajectory()
     torch.testing.assert_close(spectra.variation,
                                torch.linalg.matrix_norm(J[1:] - J[:-1], ord=2) / net.h)
     assert bool((spectra.alpha <= spectra.log_norm + 1e-12).all())
+    eigenvalues = torch.linalg.eigvals(J).abs().square().sum(-1)
+    torch.testing.assert_close(spectra.departure,
+                               (J.square().sum((-2, -1)) - eigenvalues).clamp(min=0).sqrt())
 
 
 def test_spectra_come_from_lib_stability(monkeypatch):
-    """trajectory_spectra and growth_comparison (and so stability_summary) compute every Jacobian
-    with lib.stability.jacobians: one call per layer, no second copy of the code."""
+    """trajectory_spectra and lib.growth.growth_comparison (and so stability_summary) compute
+    every Jacobian of the field with lib.stability.jacobians: one call per layer, no second
+    copy of the code."""
     calls = []
     original = st.jacobians
 
@@ -77,44 +82,12 @@ def test_spectra_come_from_lib_stability(monkeypatch):
 
     monkeypatch.setattr(st, "jacobians", counting)
     net = lib.ODENet(width=2, depth=6, T=3.0, seed=0).double()
-    st.growth_comparison(net, torch.randn(5, 2, generator=gen(2), dtype=F64), generator=gen(3))
+    gr.growth_comparison(net, torch.randn(5, 2, generator=gen(2), dtype=F64),
+                         generator=gen(3))
     assert len(calls) == 6
     experiment = ex.run(TINY)
     ex.stability_summary(experiment, points=5, refinement=2)
     assert len(calls) == 6 + 2 * 8
-
-
-def test_growth_comparison_on_markus_yamabe_eigenvalues_are_no_bound():
-    """Every frozen A(t) of Markus & Yamabe has alpha = -1/4 and mu_2 = 1/2; perturbations grow like
-    e^(t/2): the eigenvalues predict e^(-t/4), the log norms bound e^(t/2) and attain it."""
-    net = st.markus_yamabe_network(T=4.0, depth=200)
-    x = torch.randn(6, 2, generator=gen(4), dtype=F64)
-    c = st.growth_comparison(net, x, radius=1e-6, generator=gen(5))
-    T = c.t[-1]
-    torch.testing.assert_close(c.eigenvalues[-1], torch.exp(-T / 4).expand(6))
-    torch.testing.assert_close(c.log_norms[-1], torch.exp(T / 2).expand(6))
-    torch.testing.assert_close(c.bound, torch.exp(c.t / 2))
-    assert float(c.measured[-1].max()) > 10 * float(c.eigenvalues[-1, 0])  # no bound at all
-    assert bool((c.measured <= c.log_norms * (1 + 1e-6)).all())        # the log norm bounds it
-    assert float(c.measured[-1].max()) > 0.8 * float(c.bound[-1])     # and nearly attained
-
-
-def test_growth_comparison_of_a_symmetric_linear_layer_agrees_everywhere():
-    """sigma = identity, b = 0 and the same symmetric A in every layer: J = A is normal and
-    constant, so alpha = mu_2 = nu, and the growth of the fine flow is e^(lambda_max t) for a
-    perturbation along the top eigenvector, at most that for the others."""
-    net = lib.ODENet(width=2, depth=400, T=2.0, activation="identity", seed=0).double()
-    A = torch.tensor([[0.3, 0.2], [0.2, -0.5]], dtype=F64)
-    with torch.no_grad():
-        net.field.A.copy_(A.expand(400, 2, 2))
-        net.field.b.zero_()
-    c = st.growth_comparison(net, torch.randn(4, 2, generator=gen(6), dtype=F64),
-                             generator=gen(7))
-    top = torch.linalg.eigvalsh(A)[-1]
-    torch.testing.assert_close(c.eigenvalues, c.log_norms)
-    torch.testing.assert_close(c.bound, torch.exp(top * c.t))
-    assert bool((c.measured <= c.bound[:, None] * (1 + 1e-9)).all())
-    assert torch.equal(c.spectra.variation, torch.zeros(399, 4, dtype=F64))
 
 
 # --- configurations over seeds: run, store, load -------------------------------------------
@@ -129,19 +102,6 @@ def test_run_is_deterministic_and_is_classify():
     for p, q in zip(one.net.parameters(), direct.net.parameters()):
         assert torch.equal(p, q)
     assert one.train_accuracy.shape == (2,) and ex.spread(one.validation_accuracy)
-
-
-def test_run_refined_from_a_start():
-    start = ex.run(TINY)
-    config = dict(TINY, depth=8, iterations=1, lr=1e-12, start="tiny")
-    finer = ex.run(config, start=start)
-    assert finer.net.depth == 8 and finer.net.h == 0.25
-    assert torch.equal(finer.X, start.X) and finer.seeds == start.seeds
-    # one step of size 1e-12 from the refined start: theta(t) has not moved
-    assert torch.allclose(parameter_path(finer.net), parameter_path(refine(start.net, 2)),
-                          rtol=0, atol=1e-9)
-    with pytest.raises(ValueError, match="multiple"):
-        ex.run(dict(TINY, depth=6), start=start)
 
 
 def test_records_round_trip(tmp_path):
@@ -180,6 +140,8 @@ def test_stability_summary_per_seed():
     assert all(torch.equal(a, b) for a, b in zip(summary, again))
     assert bool((summary.log_growth <= summary.log_bound + 1e-6).all())
     assert bool((summary.gap >= -1e-12).all())
+    assert bool((summary.random_error >= 0).all() and (summary.departure >= 0).all())
+    assert bool(((summary.exceeded >= 0) & (summary.exceeded <= 1)).all())
 
 
 # --- figures ---------------------------------------------------------------------------------
@@ -222,12 +184,20 @@ def test_deep_limit_and_distance_figures(tiny):
     assert all(len(lines(ax)) == 2 for ax in fig.axes)
     assert fig.axes[1].get_title() == "λ = 0: $b_{1}$"
     plt.close(fig)
-    fig = rplot.refinement_distances([10, 20], {"a": torch.rand(2, 5), "b": torch.rand(2, 5)})
+    fig = rplot.refinement_distances([10, 20, 40], {"a": torch.rand(2, 5),
+                                                    "b": torch.rand(2, 5)})
     (ax,) = fig.axes
     assert len(ax.containers) == 2 and ax.get_xscale() == ax.get_yscale() == "log"
+    assert len(fig.legends) == 1
+    plt.close(fig)
+    fig = rplot.refinement_distances([10, 20, 40], {"a": torch.rand(2, 5)},
+                                     {"a": torch.rand(3, 5) + 0.1})
+    assert len(fig.axes) == 2 and len(fig.axes[1].containers) == 1
     plt.close(fig)
     with pytest.raises(ValueError, match="shape"):
         rplot.refinement_distances([10, 20], {"a": torch.rand(3, 5)})
+    with pytest.raises(ValueError, match="shape"):
+        rplot.refinement_distances([10, 20], {"a": torch.rand(1, 5)}, {"a": torch.rand(1, 5)})
 
 
 def test_explorer_figure_and_widget(tiny):
@@ -241,7 +211,7 @@ def test_explorer_figure_and_widget(tiny):
     theta, curves, regions, features = fig.axes
     assert len(lines(theta)) == 6
     assert [line.get_label() for line in lines(curves)] == [r"$\max_z \alpha(J)$",
-                                                            r"$\nu \approx \max_z \mu_2(J)$"]
+                                                            r"$\hat\nu = \max_z \mu_2(J)$"]
     assert features.get_title().startswith("features at $k = 2$")
     plt.close(fig)
     widget = rplot.explorer(runs)

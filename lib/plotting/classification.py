@@ -181,9 +181,10 @@ def _median_and_band(ax, x, values: torch.Tensor, colour: str, label: str, style
     ax.fill_between(x, values.amin(1), values.amax(1), color=colour, alpha=0.2, lw=0)
 
 
-def training_curves(histories: Mapping[str, History]):
+def training_curves(histories: Mapping[str, History], legend_below: bool = False):
     """Objective (log scale) and accuracies against the iteration for several named runs; a run
-    with members is drawn as its median with the range over the seeds shaded."""
+    with members is drawn as its median with the range over the seeds shaded.  With
+    ``legend_below`` one legend for both panels goes below them, off the curves."""
     fig, (left, right) = panels(2, height=2.9)
     for i, (name, h) in enumerate(histories.items()):
         colour = f"C{i}"
@@ -195,8 +196,11 @@ def training_curves(histories: Mapping[str, History]):
     left.set_yscale("log")
     left.set(xlabel="iteration", ylabel="objective $E(\\theta)$", title="training objective")
     right.set(xlabel="iteration", ylabel="accuracy", title="accuracy")
-    left.legend()
-    right.legend()
+    if legend_below:
+        fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    else:
+        left.legend()
+        right.legend()
     return fig
 
 

@@ -12,7 +12,8 @@ import torch
 from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, ScalarFormatter
 
 from ..models import ODENet
-from ..stability import GrowthComparison, StabilityCurves
+from ..growth import GrowthComparison
+from ..stability import StabilityCurves
 from ..train import parameter_path
 from .classification import _transition_panel, decision_regions
 from .explorer import figure_widget
@@ -61,7 +62,7 @@ def _theta_panel(ax, net: ODENet, title: str, entries: Sequence[int] | None = No
                lw=1.2, label=labels[p])
     ax.set(title=title, xlabel="time $t$", ylabel=r"entries of $\theta(t)$")
     if legend:
-        ax.legend(ncol=2, loc="best")
+        ax.legend(ncol=3, loc="best", fontsize="small", handlelength=1.5, columnspacing=0.8)
 
 
 def theta_paths(nets: Mapping[str, ODENet], legend_below: bool = True):
@@ -81,23 +82,24 @@ def theta_paths(nets: Mapping[str, ODENet], legend_below: bool = True):
 
 def growth_predictions(comparisons: Mapping[str, GrowthComparison]):
     """One panel per named :class:`~lib.stability.GrowthComparison`: for every input, the
-    logarithm of its measured growth at ``t = T`` against what the spectra along its trajectory
+    logarithm of its largest growth at ``t = T`` against what the spectra along its trajectory
     say, ``int alpha(J)`` (blue, the eigenvalues' prediction) and ``int mu_2(J)`` (red, a bound);
-    the diagonal is a perfect prediction, the dashed line the estimated bound ``int nu``."""
+    the diagonal is a perfect prediction, the dashed line the estimated bound ``int nu^``."""
     if not comparisons:
         raise ValueError("comparisons must name at least one GrowthComparison")
     fig, axes = panels(len(comparisons), height=2.7)
     for ax, (name, c) in zip(axes, comparisons.items()):
-        measured = c.measured[-1].log().cpu()
+        measured = c.largest[-1].log().cpu()
         ax.scatter(measured, c.log_norms[-1].log().cpu(), s=5, color=LIPSCHITZ_COLOUR,
                    linewidths=0, label=r"$\int \mu_2(J)$ (bound)")
         ax.scatter(measured, c.eigenvalues[-1].log().cpu(), s=5, color=EIGENVALUE_COLOUR,
                    linewidths=0, label=r"$\int \alpha(J)$ (eigenvalues)")
         ax.axhline(float(c.bound[-1].log()), color="k", ls="--", lw=1,
-                   label=r"$\int \nu$ (estimated bound)")
+                   label=r"$\int \hat\nu$ (estimated bound)")
         low, high = float(measured.min()), float(measured.max())
         ax.plot([low, high], [low, high], color="0.4", lw=1, label="prediction = growth")
-        ax.set(title=name, xlabel=r"measured $\log$ growth at $T$", ylabel=r"predicted $\log$ growth")
+        ax.set(title=name, xlabel=r"largest $\log$ growth at $T$",
+               ylabel=r"predicted $\log$ growth")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2,
                markerscale=2)
     return fig
@@ -124,21 +126,17 @@ def deep_limit_paths(runs: Mapping[str, Mapping[int, ODENet]], entries: Sequence
     return fig
 
 
-def refinement_distances(depths: Sequence[int], distances: Mapping[str, torch.Tensor]):
-    """For each named setting, the ``L^2`` distance between the ``theta(t)`` trained at depth
-    ``K`` and at ``2K`` (``distances[name]`` of shape ``[len(depths), S]``, one column per seed)
-    against ``K``: the median over the seeds with the range as error bars, log-log axes."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.3))
-    depths = torch.as_tensor(list(depths), dtype=torch.float64)
-    for i, (name, d) in enumerate(distances.items()):
-        d = torch.as_tensor(d, dtype=torch.float64)
-        if d.dim() != 2 or d.shape[0] != len(depths):
-            raise ValueError(f"distances[{name!r}] must have shape [{len(depths)}, S], got "
-                             f"{list(d.shape)}")
-        median = d.median(1).values
-        ax.errorbar(depths * (1 + 0.04 * i), median,
-                    yerr=torch.stack([median - d.amin(1), d.amax(1) - median]),
-                    fmt="o-", color=f"C{i}", capsize=3, label=name)
+def _median_range(ax, x: torch.Tensor, values: torch.Tensor, colour: str, label: str,
+                  shift: float) -> None:
+    """Median over the columns (seeds) of ``values`` ``[len(x), S]`` against ``x``, with the
+    range as error bars, slightly shifted so that several settings stay apart."""
+    median = values.median(1).values
+    ax.errorbar(x * (1 + shift), median, yerr=torch.stack([median - values.amin(1),
+                                                           values.amax(1) - median]),
+                fmt="o-", color=colour, capsize=3, label=label)
+
+
+def _log_depth_axes(ax, depths: torch.Tensor) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(depths.tolist(), [f"{int(K)}" for K in depths.tolist()])
@@ -146,10 +144,38 @@ def refinement_distances(depths: Sequence[int], distances: Mapping[str, torch.Te
     ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set(xlabel="depth $K$ (distance to depth $2K$)",
-           ylabel=r"$\|\theta_K - \theta_{2K}\|_{L^2(0,T)}$")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend()
+
+
+def refinement_distances(depths: Sequence[int], distances: Mapping[str, torch.Tensor],
+                         objectives: Mapping[str, torch.Tensor] | None = None):
+    """For each named setting, the ``L^2`` distance between the ``theta(t)`` trained at depth
+    ``K`` and at ``2K`` (``distances[name]`` of shape ``[len(depths) - 1, S]``, one column per
+    seed) against ``K``, and, with ``objectives`` (``[len(depths), S]``), a second panel with
+    the final objective at every depth: medians over the seeds with the range as error bars,
+    log-log axes."""
+    fig, axes = panels(1 if objectives is None else 2, height=2.9)
+    depths = torch.as_tensor(list(depths), dtype=torch.float64)
+    for i, (name, d) in enumerate(distances.items()):
+        d = torch.as_tensor(d, dtype=torch.float64)
+        if d.dim() != 2 or d.shape[0] != len(depths) - 1:
+            raise ValueError(f"distances[{name!r}] must have shape [{len(depths) - 1}, S], got "
+                             f"{list(d.shape)}")
+        _median_range(axes[0], depths[:-1], d, f"C{i}", name, 0.04 * i)
+    _log_depth_axes(axes[0], depths[:-1])
+    axes[0].set(xlabel="depth $K$ (distance to depth $2K$)",
+                ylabel=r"$\|\theta_K - \theta_{2K}\|_{L^2(0,T)}$", title="distance")
+    if objectives is not None:
+        for i, (name, e) in enumerate(objectives.items()):
+            e = torch.as_tensor(e, dtype=torch.float64)
+            if e.dim() != 2 or e.shape[0] != len(depths):
+                raise ValueError(f"objectives[{name!r}] must have shape [{len(depths)}, S], "
+                                 f"got {list(e.shape)}")
+            _median_range(axes[1], depths, e, f"C{i}", name, 0.04 * i)
+        _log_depth_axes(axes[1], depths)
+        axes[1].set(xlabel="depth $K$", ylabel=r"final objective $E_K(\theta_K)$",
+                    title="objective")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
     return fig
 
 
@@ -175,13 +201,13 @@ def explorer_figure(runs: Mapping[float, ExplorerRun], lam: float, layer: int):
         raise ValueError(f"layer must be an integer in 0..{net.depth}, got {layer!r}")
     fig, axes = panels(4, columns=2, height=2.9)
     t_k = layer * net.h
-    _theta_panel(axes[0], net, rf"$\theta(t)$, $\lambda = {lam:g}$")
+    _theta_panel(axes[0], net, rf"$\theta(t)$, $\lambda = {lam:g}$", legend=True)
     curves = axes[1]
     curves.axhline(0.0, color="0.6", lw=0.8)
     _steps(curves, net, run.curves.spectral_abscissa, color=EIGENVALUE_COLOUR,
            label=r"$\max_z \alpha(J)$")
     _steps(curves, net, run.curves.log_norm, color=LIPSCHITZ_COLOUR,
-           label=r"$\nu \approx \max_z \mu_2(J)$")
+           label=r"$\hat\nu = \max_z \mu_2(J)$")
     curves.set(title="stability per layer", xlabel="time $t$", ylabel="rate")
     curves.legend(loc="best")
     for ax in axes[:2]:
