@@ -71,10 +71,10 @@ def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
                             ) -> Callable[[ODENet], None]:
     """The constraint for :func:`lib.train.train`: after it, every layer of the gradient
     network has ``h ||A^k||_2^2 <= limit``, the linear lift ``||P||_2 <= 1`` and, with
-    ``readout``, the read-out ``||W||_2 <= 1`` (a 1-Lipschitz read-out).  ``limit = 2`` makes
-    every layer non-expansive; above 2 a layer may expand by up to ``limit - 1``."""
-    if isinstance(limit, bool) or not (isinstance(limit, (int, float))
-                                       and math.isfinite(limit) and limit > 0):
+    ``readout``, the read-out ``||W||_2 <= 1`` (a 1-Lipschitz read-out).  ``limit = 2``
+    makes every layer non-expansive; above 2 a layer may expand by ``limit - 1``."""
+    if (isinstance(limit, bool) or not isinstance(limit, (int, float))
+            or not (math.isfinite(limit) and limit > 0)):
         raise ValueError(f"limit must be a positive number, got {limit!r}")
 
     def constraint(net: ODENet) -> None:
@@ -89,9 +89,9 @@ def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
 
 
 def layer_bounds(net: ODENet) -> torch.Tensor:
-    """The Lipschitz bound of every explicit Euler layer, ``[K]`` (``[K, S]`` with members):
-    ``max(1, h ||A^k||^2 - 1)`` for the gradient field, ``1 + h ||A^k||`` for the ResNet
-    field (``0 <= sigma' <= 1``)."""
+    """The Lipschitz bound of every explicit Euler layer, ``[K]`` (``[K, S]`` with
+    members): ``max(1, h ||A^k||^2 - 1)`` for the gradient field, ``1 + h ||A^k||`` for
+    the ResNet field (``0 <= sigma' <= 1``)."""
     _euler_net(net, (GradientField, ResNetField))
     if isinstance(net.field, ResNetField):
         return 1 + step_lipschitz_bounds(net)

@@ -74,8 +74,8 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
         eps, steps: int = 50, restarts: int = 5,
         generator: torch.Generator | None = None) -> torch.Tensor:
     """The strongest perturbation ``delta`` (``|delta|_2 <= eps`` per point) found by
-    ``restarts`` runs of ``steps`` projected normalised gradient steps on the margin loss;
-    ``x [(S,) n, d]``, ``y`` the labels, ``eps`` a number or one radius per point
+    ``restarts`` runs of ``steps`` projected normalised gradient steps on the margin
+    loss; ``x [(S,) n, d]``, ``y`` the labels, ``eps`` a number or one radius per point
     ``[(S,) n]``; random starts are drawn from ``generator``."""
     positive_int(steps, "steps")
     positive_int(restarts, "restarts")
@@ -87,13 +87,14 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
     x = x.detach()
     best = torch.zeros_like(x)
     best_loss = torch.full(x.shape[:-1], -math.inf, dtype=x.dtype, device=x.device)
-    for r in range(restarts):
+    for restart in range(restarts):
         delta = torch.zeros_like(x)
-        if r:
-            u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-            scale = torch.rand(x.shape[:-1], generator=generator, dtype=x.dtype).to(x.device)
-            delta = radius * scale.unsqueeze(-1) ** (1 / x.shape[-1]) * u / u.norm(
-                dim=-1, keepdim=True)
+        if restart:  # uniform in the ball: a uniform direction, radius ~ U^(1/d)
+            draw = dict(generator=generator, dtype=x.dtype)
+            u = torch.randn(x.shape, **draw).to(x.device)
+            s = torch.rand(x.shape[:-1], **draw).to(x.device)
+            u = u / u.norm(dim=-1, keepdim=True)
+            delta = radius * s.unsqueeze(-1) ** (1 / x.shape[-1]) * u
         for _ in range(steps + 1):
             delta.requires_grad_(True)
             loss = _margin_loss(model, x + delta, y)

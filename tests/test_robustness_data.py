@@ -15,6 +15,7 @@ import torch
 import lib
 from lib import robustness as rb
 from lib.lipschitz import network_bound
+from lib.train import accuracy
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "book" / "data"
 
@@ -46,7 +47,7 @@ def test_stored_networks_give_the_stored_outcomes(script, stored):
         net.load_state_dict(networks[name])
         X, y = lib.data.digits("test", torch.float32)
         evaluation = record["evaluation"]
-        torch.testing.assert_close(lib.train.accuracy(net, X, y).double(),
+        torch.testing.assert_close(accuracy(net, X, y).double(),
                                    torch.tensor(evaluation["clean"], dtype=torch.float64),
                                    rtol=0, atol=1.5 / len(y))
         bound = network_bound(net)
