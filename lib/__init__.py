@@ -12,7 +12,9 @@ state (z, p) and their exact inverse), ``train`` (full-batch training), ``adjoin
 logarithmic norms, one-sided Lipschitz constants), ``deep_limit`` (refinement and convergence
 orders), ``experiments`` (training outcomes over several seeds), ``claims`` (the checks behind
 the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
-(reproducibility).
+(reproducibility).  Chapter 8 adds the digits to ``data``, ``lipschitz`` (Lipschitz bounds
+of Euler networks, the non-expansive step constraint) and ``robustness`` (attacks,
+certificates, the digit experiments).
 """
 __version__ = "0.2.0"
 """The version of the library and of the book; every chapter's set-up cell installs this one."""

@@ -125,9 +125,11 @@ def lipschitz_estimate(F: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     x2 = (x.detach() + radius * u / u.norm(dim=-1, keepdim=True)).requires_grad_(True)
     opt = torch.optim.Adam([x1, x2], lr=lr)
     best = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
-    for _ in range(steps + 1):
+    for step in range(steps + 1):
         quotient = (F(x1) - F(x2)).norm(dim=-1) / (x1 - x2).norm(dim=-1)
         best = torch.maximum(best, quotient.detach())
+        if step == steps:
+            break
         opt.zero_grad()
         (-quotient.sum()).backward()
         opt.step()

@@ -95,12 +95,14 @@ def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch
             s = torch.rand(x.shape[:-1], **draw).to(x.device)
             u = u / u.norm(dim=-1, keepdim=True)
             delta = radius * s.unsqueeze(-1) ** (1 / x.shape[-1]) * u
-        for _ in range(steps + 1):
-            delta.requires_grad_(True)
+        for step in range(steps + 1):
+            delta.requires_grad_(step < steps)
             loss = _margin_loss(model, x + delta, y)
             better = loss.detach() > best_loss
             best = torch.where(better.unsqueeze(-1), delta.detach(), best)
             best_loss = torch.where(better, loss.detach(), best_loss)
+            if step == steps:
+                break
             (g,) = torch.autograd.grad(loss.sum(), delta)
             with torch.no_grad():
                 step = delta + alpha * g / g.norm(dim=-1, keepdim=True).clamp(min=1e-30)
@@ -177,8 +179,8 @@ def tempered_cross_entropy(temperature: float, margin: float = 0.0
 
 @dataclass
 class DigitsRun:
-    """A network trained on the digits (one member per seed) with its configuration, history
-    and the validation and test splits."""
+    """A network trained on the digits (one member per seed) with its configuration, its
+    training history and the test split."""
 
     config: dict
     net: ODENet

@@ -45,9 +45,9 @@ ATTACK = dict(steps=100, restarts=10)
 STRONG = dict(steps=200, restarts=20)
 DEPTHS = (2, 4, 8, 16, 32, 64)
 DEPTH_ITERATIONS = 100
-LIMITS = (2.0, 3.0)
+LIMITS = (1.0, 2.0, 3.0, 4.0)
 """The step limits of the price sweep, h ||A^k||^2 <= limit; above 2 a layer may expand."""
-MARGINS = (0.0, 0.7, 1.4)
+MARGINS = (0.0, 0.35, 0.7, 1.4)
 """The logit margins asked for by the training loss (sqrt(2) times the radius they certify
 on the training digits)."""
 
