@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 import lib
 from lib import robustness as rb
+from lib.lipschitz import network_bound, nonexpansive_constraint
 
 F64 = torch.float64
 
@@ -127,3 +128,22 @@ def test_bad_arguments():
         rb.pgd(model, x, y, 1.0, steps=0)
     with pytest.raises(ValueError, match="L must"):
         rb.certified_radius(model(x), y, 0.0)
+
+
+def test_attacked_accuracy_falls_with_the_radius_and_is_at_least_the_certified():
+    g = torch.Generator().manual_seed(7)
+    net = lib.ODENet(width=6, depth=2, field="gradient", classes=3, in_features=4,
+                     lift="linear", seed=[0, 1]).double()
+    with torch.no_grad():
+        nonexpansive_constraint(2.0)(net)
+    x = torch.rand(30, 4, generator=g, dtype=F64)
+    with torch.no_grad():
+        y = net(x)[0].argmax(-1)
+    radii = [0.01, 0.05, 0.2, 1.0]
+    attacked = rb.attacked_accuracy(net, x, y, radii, steps=10, restarts=2, generator=g)
+    assert attacked.shape == (4, 2) and (attacked.diff(dim=0) <= 0).all()
+    with torch.no_grad():
+        certified = rb.certified_accuracy(net(x), y, network_bound(net), radii)
+    assert (attacked >= certified).all()
+    with pytest.raises(ValueError, match="radii must increase"):
+        rb.attacked_accuracy(net, x, y, [0.5, 0.1])
