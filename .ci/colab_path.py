@@ -54,7 +54,7 @@ CHECK = textwrap.dedent("""
     where = pathlib.Path(lib.__file__).resolve()
     assert pathlib.Path(sys.prefix).resolve() in where.parents, f"lib imported from {where}"
     names = ["structure-preserving-deep-learning", "torch", "torchdiffeq", "matplotlib",
-             "ipywidgets", "tqdm", "numpy", "ipykernel", "nbclient"]
+             "ipywidgets", "tqdm", "numpy", "scikit-learn", "ipykernel", "nbclient"]
     print("  " + ", ".join(f"{n} {md.version(n)}" for n in names))
     print(f"  lib from {where.parent}")
 """)

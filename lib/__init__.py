@@ -15,7 +15,9 @@ perturbations, the 2-norm of the end-to-end Jacobian, beside the spectra's predi
 (training outcomes over several seeds), ``optim`` (optimisers as steps of discretised flows),
 ``msa`` (training by the maximum principle), ``claims`` (the checks behind
 the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
-(reproducibility).
+(reproducibility).  Chapter 8 adds the digits to ``data``, ``lipschitz`` (Lipschitz bounds
+of Euler networks, the non-expansive step constraint) and ``robustness`` (attacks,
+certificates, the digit experiments).
 """
 __version__ = "0.2.0"
 """The version of the library and of the book; every chapter's set-up cell installs this one."""

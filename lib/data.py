@@ -10,6 +10,11 @@ published setting, 0 gives the clean points on which the label rule holds exactl
 - ``squares``: ``x ~ U([-4, 4]^2)``, class 0 iff ``x_1 x_2 > 0``; ``x += 0.3 N(0, I)``.
 - ``spiral``: per class ``phi = sqrt(U(0, 1)) 2 pi``, class 0 at radius ``r = 2 phi + pi``, class 1 at
   ``r = -2 phi - pi``, point ``r (cos phi, sin phi) + N(0, I)``; shuffled; divided by 5.
+
+Real images (chapter 8) sit in their own registry :data:`IMAGES`: ``digits`` are the 1,797
+handwritten digits of 8 x 8 pixels bundled with scikit-learn (Alpaydin & Kaynak 1998, the UCI
+optical recognition data), 64 features in ``[0, 1]`` and 10 classes, in a fixed
+train / validation / test split.
 """
 from __future__ import annotations
 
@@ -17,7 +22,8 @@ import math
 
 import torch
 
-__all__ = ["donut1d", "donut2d", "squares", "spiral", "make_dataset", "DATASETS"]
+__all__ = ["donut1d", "donut2d", "squares", "spiral", "make_dataset", "DATASETS", "digits",
+           "DIGITS_SPLIT", "IMAGES"]
 
 
 def _generator(n: int, seed: int, noise: float) -> torch.Generator:
@@ -96,3 +102,30 @@ def make_dataset(name: str, n: int, seed: int = 0, noise: float = 1.0, dtype=Non
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; expected one of {sorted(DATASETS)}")
     return DATASETS[name](n, seed=seed, noise=noise, dtype=dtype)
+
+
+DIGITS_SPLIT = {"train": 1200, "validation": 297, "test": 300}
+"""The sizes of the fixed split of the 1,797 digits (a permutation drawn from seed 0)."""
+
+
+def digits(split: str = "train", dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X, y)``: one part of the fixed split of scikit-learn's handwritten digits
+    (``sklearn.datasets.load_digits``, no download): ``X [n, 64]`` the 8 x 8 pixels scaled
+    from ``0..16`` to ``[0, 1]`` (row by row), ``y [n]`` long labels in ``0..9``.  ``split`` is a
+    key of :data:`DIGITS_SPLIT`; the parts are disjoint and the same on every call."""
+    if split not in DIGITS_SPLIT:
+        raise ValueError(f"split must be one of {list(DIGITS_SPLIT)}, got {split!r}")
+    from sklearn.datasets import load_digits
+
+    images = load_digits()
+    X = torch.tensor(images.data, dtype=torch.float64) / 16
+    y = torch.tensor(images.target, dtype=torch.long)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    names = list(DIGITS_SPLIT)
+    start = sum(DIGITS_SPLIT[name] for name in names[:names.index(split)])
+    part = order[start:start + DIGITS_SPLIT[split]]
+    return _finish(X[part], y[part], dtype)
+
+
+IMAGES = {"digits": digits}
+"""Registry of the image data sets by name (``IMAGES[name](split, dtype)``)."""

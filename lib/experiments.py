@@ -23,8 +23,8 @@ from .models import ODENet
 from .train import History, time_smoothness, train
 
 __all__ = ["VALIDATION_SEED", "Spread", "spread", "rank_correlation", "Experiment", "classify",
-           "run", "to_record",
-           "from_record", "save_records", "load_records", "StabilitySummary", "stability_summary"]
+           "run", "to_record", "from_record", "save_records", "ensure_file", "load_records",
+           "StabilitySummary", "stability_summary"]
 
 VALIDATION_SEED = 1000
 """Offset between the data seed of a member's training points and of its validation points."""
@@ -231,10 +231,9 @@ def _numbers(nested):
             yield from _numbers(v)
 
 
-def load_records(path: str | pathlib.Path, url: str | None = None) -> tuple[dict, dict]:
-    """``(metadata, records)`` from a file written by :func:`save_records`.  When ``path`` does
-    not exist and ``url`` is given (e.g. the file in the book's repository, for a chapter opened
-    on Colab), the file is downloaded to ``path`` first."""
+def ensure_file(path: str | pathlib.Path, url: str | None = None) -> pathlib.Path:
+    """``path`` as a :class:`pathlib.Path`, downloaded from ``url`` first when it does not
+    exist (e.g. a stored run in the book's repository, for a chapter opened on Colab)."""
     path = pathlib.Path(path)
     if not path.exists():
         if url is None:
@@ -243,7 +242,14 @@ def load_records(path: str | pathlib.Path, url: str | None = None) -> tuple[dict
         path.parent.mkdir(parents=True, exist_ok=True)
         with urllib.request.urlopen(url, timeout=60) as response:
             path.write_bytes(response.read())
-    data = json.loads(path.read_text())
+    return path
+
+
+def load_records(path: str | pathlib.Path, url: str | None = None) -> tuple[dict, dict]:
+    """``(metadata, records)`` from a file written by :func:`save_records`.  When ``path`` does
+    not exist and ``url`` is given (e.g. the file in the book's repository, for a chapter opened
+    on Colab), the file is downloaded to ``path`` first."""
+    data = json.loads(ensure_file(path, url).read_text())
     return data["metadata"], data["records"]
 
 

@@ -35,7 +35,7 @@ from .hamiltonian import HamiltonianField
 from .integrators import Separable, require_explicit, require_explicit_pair, rk_solve, rk_step
 from .tableaux import PartitionedTableau, get_method
 
-__all__ = ["Classifier", "ODENet"]
+__all__ = ["Classifier", "LinearLift", "ODENet"]
 
 
 class Classifier(nn.Module):
@@ -73,6 +73,29 @@ class Classifier(nn.Module):
         return single
 
 
+class LinearLift(nn.Module):
+    """A learned lift ``z^0 = P x`` from ``in_features`` to ``width`` features (chapter 8: 64
+    pixels to the network's width).  ``P ~ N(0, 1/in_features)``; with members ``P`` carries
+    the member axis first, ``[S, width, in_features]``."""
+
+    def __init__(self, width: int, in_features: int, generator=None):
+        super().__init__()
+        gens, self.members = member_generators(generator)
+        self.P = nn.Parameter(draw_normal(gens, self.members, (width, in_features),
+                                          1 / math.sqrt(in_features), 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.P.mT)
+
+    def member(self, s: int) -> "LinearLift":
+        """A single lift holding member ``s``'s matrix (a copy)."""
+        single = copy.deepcopy(self)
+        with torch.no_grad():
+            single.P = nn.Parameter(self.P[s].clone())
+        single.members = None
+        return single
+
+
 def _seeds(seed) -> tuple[int, ...] | None:
     if isinstance(seed, int) and not isinstance(seed, bool):
         return None
@@ -104,11 +127,14 @@ class ODENet(nn.Module):
     classes: number of classes (2: one logit and a sigmoid; more: softmax).
     seed: an int seeds the initial parameters, so equal arguments give equal networks; a
         sequence of ints gives one member per seed (see the module docstring).
+    lift: ``"pad"`` (default) pads the inputs with zeros; ``"linear"`` learns ``z^0 = P x``
+        (:class:`LinearLift`, drawn after the classifier, so the other parameters do not change).
     """
 
     def __init__(self, width: int | None = None, depth: int | None = None, T: float | None = None,
                  method="euler", activation: str | None = None, field: str | VectorField = "resnet",
-                 classes: int = 2, in_features: int = 2, seed: int | Sequence[int] = 0):
+                 classes: int = 2, in_features: int = 2, seed: int | Sequence[int] = 0,
+                 lift: str = "pad"):
         super().__init__()
         self.seeds = _seeds(seed)
         seeds = [seed] if self.seeds is None else list(self.seeds)
@@ -133,7 +159,9 @@ class ODENet(nn.Module):
                             f"build), got {type(field).__name__}")
         self.depth = self.field.layers
         self.in_features = positive_int(in_features, "in_features")
-        if self.width < in_features:
+        if lift not in ("pad", "linear"):
+            raise ValueError(f"lift must be 'pad' or 'linear', got {lift!r}")
+        if lift == "pad" and self.width < in_features:
             raise ValueError(f"width must be >= in_features = {in_features} (the lift pads with "
                              f"zeros), got {self.width}")
         if T is not None and not (isinstance(T, (int, float)) and not isinstance(T, bool)
@@ -143,6 +171,8 @@ class ODENet(nn.Module):
         self.h = self.T / self.depth
         self.tableau = self._method(method)
         self.classifier = Classifier(self.width, classes, generator=member_gens)
+        self.linear_lift = (LinearLift(self.width, in_features, generator=member_gens)
+                            if lift == "linear" else None)
 
     def _method(self, method) -> object:
         method = get_method(method)
@@ -179,11 +209,14 @@ class ODENet(nn.Module):
         single = copy.deepcopy(self)
         single.field = self.field.member(s)
         single.classifier = self.classifier.member(s)
+        if self.linear_lift is not None:
+            single.linear_lift = self.linear_lift.member(s)
         single.seeds = None
         return single
 
     def lift(self, x: torch.Tensor):
-        """Zero-pad inputs ``[n, in_features]`` to features ``[n, width]``; with members, inputs
+        """Zero-pad inputs ``[n, in_features]`` to features ``[n, width]`` (or apply the
+        :class:`LinearLift` of ``lift="linear"``); with members, inputs
         ``[S, n, in_features]`` (one data set per member) or ``[n, in_features]`` (shared).  For a
         Hamiltonian network the state ``(z^0, p^0)`` with ``p^0 = 0`` (the network starts at rest:
         for the second-order model ``z^(-1) = z^0``, as in Chang et al. 2018)."""
@@ -196,7 +229,8 @@ class ODENet(nn.Module):
         if (x.dim() != (2 if S is None else 3) or x.shape[-1] != self.in_features
                 or (S is not None and x.shape[0] != S)):
             raise ValueError(f"x must have shape {shapes}, got {list(x.shape)}")
-        z0 = nn.functional.pad(x, (0, self.width - self.in_features))
+        z0 = (nn.functional.pad(x, (0, self.width - self.in_features))
+              if self.linear_lift is None else self.linear_lift(x))
         return (z0, torch.zeros_like(z0)) if self.is_hamiltonian else z0
 
     def _layer_field(self, thetas):

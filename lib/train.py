@@ -214,7 +214,8 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
           regulariser: Callable[[ODENet], torch.Tensor] | None = None,
           gradient: Callable[..., dict] | None = None,
           validation: tuple[torch.Tensor, torch.Tensor] | None = None,
-          record_every: int = 10, progress: bool | None = None) -> History:
+          record_every: int = 10, progress: bool | None = None,
+          constraint: Callable[[ODENet], None] | None = None) -> History:
     """Train ``net`` on all of ``(X, y)`` at once and return its :class:`History`.
 
     ``optimizer`` is ``"gd"`` (``theta <- theta - lr grad E``) or ``"adam"`` with step ``lr``, or
@@ -228,12 +229,17 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
     recorded every ``record_every`` iterations and at the end.  ``progress`` shows a tqdm bar; by
     default only when standard error is a terminal, so notebooks never print one.
 
+    ``loss`` may also be a callable ``loss(logits, y)`` returning one value per member.
+    ``constraint(net)`` (e.g. :func:`lib.lipschitz.nonexpansive_constraint`) is applied without
+    gradient before the first iteration and after every update: a projection onto a constraint
+    set, so the parameters satisfy it after every step (projected gradient descent).
+
     Iterations are numbered from 0.  Raises ``ValueError`` naming the first iteration (and
     member) whose objective is not finite.
     """
     positive_int(iterations, "iterations")
     positive_int(record_every, "record_every")
-    if loss not in LOSSES:
+    if not callable(loss) and loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
     optimizers = {"gd": torch.optim.SGD, "adam": torch.optim.Adam}
     if not (callable(optimizer) or optimizer in optimizers):
@@ -243,12 +249,14 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
         raise ValueError(f"lr must be a positive number, got {lr!r}")
     if gradient is not None and not callable(gradient):
         raise TypeError(f"gradient must be callable as gradient(net, X, y, loss=...), got {gradient!r}")
+    if constraint is not None and not callable(constraint):
+        raise TypeError(f"constraint must be callable as constraint(net), got {constraint!r}")
     X, y = per_member(net, X, y, "(X, y)", loss)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError("validation must be a pair of tensors (X, y)")
         validation = per_member(net, *validation, "validation", loss)
-    data_loss = LOSSES[loss]
+    data_loss = loss if callable(loss) else LOSSES[loss]
     params = dict(net.named_parameters())
     if callable(optimizer):
         opt = optimizer(list(params.values()))
@@ -278,8 +286,14 @@ def train(net: ODENet, X: torch.Tensor, y: torch.Tensor, *, iterations: int = 10
         if E.requires_grad:
             E.sum().backward()
         opt.step()
+        if constraint is not None:
+            with torch.no_grad():
+                constraint(net)
         losses[i] = E.detach()
 
+    if constraint is not None:
+        with torch.no_grad():
+            constraint(net)
     recorded, train_acc, val_acc = [], [], []
     with tqdm(total=iterations, desc="training", leave=False, disable=not show) as bar:
         for start in range(0, iterations, record_every):

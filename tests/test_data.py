@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+from sklearn.datasets import load_digits
+
 from lib.data import DATASETS, make_dataset
 
 NAMES = ["donut1d", "donut2d", "squares", "spiral"]
@@ -121,3 +123,20 @@ def test_unknown_name_and_bad_arguments_are_refused():
         make_dataset("spiral", 10, noise=True)
     with pytest.raises(TypeError, match="seed"):
         make_dataset("spiral", 10, seed=1.5)
+
+
+def test_digits_split():
+    from lib.data import DIGITS_SPLIT, IMAGES, digits
+
+    parts = {name: digits(name, dtype=F64) for name in DIGITS_SPLIT}
+    for name, (X, y) in parts.items():
+        assert X.shape == (DIGITS_SPLIT[name], 64) and y.shape == (DIGITS_SPLIT[name],)
+        assert 0 <= X.min() and X.max() <= 1 and set(y.tolist()) == set(range(10))
+    assert sum(DIGITS_SPLIT.values()) == 1797
+    every = torch.cat([X for X, _ in parts.values()])  # the parts together are all the digits
+    pixels = torch.tensor(load_digits().data, dtype=F64) / 16
+    torch.testing.assert_close(every.sum(0), pixels.sum(0))
+    torch.testing.assert_close(digits("test", dtype=F64)[0], parts["test"][0], rtol=0, atol=0)
+    assert IMAGES["digits"] is digits
+    with pytest.raises(ValueError, match="split"):
+        digits("training")

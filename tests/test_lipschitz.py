@@ -1,0 +1,139 @@
+"""The Lipschitz bounds of lib/lipschitz.py against torch.linalg's singular values and random
+pairs, and the step constraint after every training step (chapter 8, theorem on the
+non-expansive Euler step of the gradient field)."""
+import math
+
+import pytest
+import torch
+
+import lib
+from lib import lipschitz as lp
+from lib.fields import GradientField
+from lib.stability import jacobians
+from lib.train import train
+
+F64 = torch.float64
+
+
+def gradient_layer(width, h_norm2, activation="identity", rank=None, seed=0):
+    """A one-layer gradient network (h = 1) whose A has h ||A||^2 = h_norm2 exactly, b = 0."""
+    g = torch.Generator().manual_seed(seed)
+    net = lib.ODENet(width=width, depth=1, field="gradient", activation=activation).double()
+    A = torch.randn(width, width, generator=g, dtype=F64)
+    if rank is not None:
+        U, S, Vh = torch.linalg.svd(A)
+        A = U[:, :rank] @ torch.diag(S[:rank]) @ Vh[:rank]
+    A = A * math.sqrt(h_norm2) / torch.linalg.matrix_norm(A, ord=2)
+    with torch.no_grad():
+        net.field.stacks()["A"].copy_(A[None])
+        net.field.stacks()["b"].zero_()
+    return net
+
+
+def layer_map(net):
+    return lambda z: net.step(0, z)
+
+
+@pytest.mark.parametrize("h_norm2", [0.5, 1.5, 2.0, 2.5, 3.0])
+def test_layer_bound_is_the_largest_singular_value_where_attained(h_norm2):
+    """Identity activation, rank-deficient A: the Euler step is linear, I - h A^T A has the
+    singular values 1 (the kernel) and |1 - h s_i^2|, so its norm is max(1, h||A||^2 - 1)."""
+    net = gradient_layer(5, h_norm2, rank=3)
+    J = torch.eye(5, dtype=F64) - net.h * net.field.stacks()["A"][0].T @ net.field.stacks()["A"][0]
+    exact = torch.linalg.svdvals(J)[0]
+    torch.testing.assert_close(lp.layer_bounds(net)[0], exact, rtol=1e-13, atol=0)
+
+
+def test_spectral_norms_are_torch_linalg_svdvals():
+    M = torch.randn(3, 4, 6, 5, generator=torch.Generator().manual_seed(1), dtype=F64)
+    torch.testing.assert_close(lp.spectral_norms(M), torch.linalg.svdvals(M)[..., 0])
+
+
+def test_resnet_layer_bound_attained_for_a_positive_multiple_of_the_identity():
+    net = lib.ODENet(width=3, depth=1, activation="identity").double()
+    with torch.no_grad():
+        net.field.stacks()["A"].copy_(0.7 * torch.eye(3, dtype=F64)[None])
+    torch.testing.assert_close(lp.layer_bounds(net)[0], torch.tensor(1.7, dtype=F64))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_step_jacobian_norms_stay_below_the_bound(activation):
+    """Random tanh/ReLU layers at random states: ||I + h J(z)||_2 <= max(1, h||A||^2 - 1)."""
+    g = torch.Generator().manual_seed(2)
+    field = GradientField(6, 8, activation, generator=g).double()
+    h = 0.7
+    states = 2 * torch.randn(50, 6, generator=g, dtype=F64)
+    for theta in field.thetas():
+        theta = tuple(p.detach() for p in theta)
+        step = torch.eye(6, dtype=F64) + h * jacobians(field, theta, states)
+        norms = torch.linalg.matrix_norm(step, ord=2)
+        bound = (h * torch.linalg.matrix_norm(theta[0], ord=2) ** 2 - 1).clamp(min=1)
+        assert norms.max() <= bound * (1 + 1e-12)
+
+
+def pair_quotients(net, pairs=4000, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    z1 = 0.1 * torch.randn(pairs, net.width, generator=g, dtype=F64)
+    z2 = z1 + 1e-3 * torch.randn(pairs, net.width, generator=g, dtype=F64)
+    return (net.step(0, z1) - net.step(0, z2)).norm(dim=1) / (z1 - z2).norm(dim=1)
+
+
+def test_the_euler_step_at_the_limit_is_non_expansive_on_random_pairs():
+    net = gradient_layer(3, 2.0, activation="tanh")
+    assert pair_quotients(net).max() <= 1 + 1e-12
+
+
+def test_a_step_just_past_the_limit_expands():
+    """Negative control: h ||A||^2 = 2.2 (10 % past the limit) expands some pair near 0."""
+    net = gradient_layer(3, 2.2, activation="tanh")
+    assert pair_quotients(net).max() >= 1.1
+
+
+def test_the_constraint_holds_after_every_step():
+    """The regulariser sees the parameters as every step starts, i.e. after the constraint of
+    the step before; it records h ||A^k||^2, ||P|| and ||W|| there."""
+    g = torch.Generator().manual_seed(4)
+    X = torch.rand(40, 16, generator=g, dtype=F64)
+    y = torch.randint(0, 3, (40,), generator=g)
+    net = lib.ODENet(width=8, depth=4, T=2.0, field="gradient", classes=3, in_features=16,
+                     lift="linear", seed=[0, 1]).double()
+    seen = []
+
+    def watch(net):
+        with torch.no_grad():
+            seen.append(torch.cat([net.h * lp.spectral_norms(net.field.stacks()["A"]).square()
+                                   .flatten() / 2, lp.spectral_norms(net.linear_lift.P),
+                                   lp.spectral_norms(net.classifier.w)]).max())
+        return torch.zeros(2, dtype=F64)
+
+    train(net, X, y, iterations=30, lr=0.1, regulariser=watch,
+          constraint=lp.nonexpansive_constraint(2.0))
+    assert len(seen) == 30 and max(seen) <= 1 + 1e-12
+    assert float(lp.network_bound(net).max()) <= 1 + 1e-12
+    unconstrained = lib.ODENet(width=8, depth=4, T=2.0, field="gradient", classes=3,
+                               in_features=16, lift="linear", seed=[0, 1]).double()
+    seen.clear()
+    train(unconstrained, X, y, iterations=30, lr=0.1, regulariser=watch)
+    assert max(seen) > 1.5
+
+
+def test_estimate_stays_below_the_network_bound():
+    g = torch.Generator().manual_seed(5)
+    for field in ("gradient", "resnet"):
+        net = lib.ODENet(width=6, depth=3, field=field, classes=4, in_features=5, lift="linear",
+                         seed=[0, 1, 2]).double()
+        x = torch.rand(20, 5, generator=g, dtype=F64)
+        estimate = lp.lipschitz_estimate(net, x.expand(3, 20, 5), steps=50, generator=g)
+        assert (estimate <= lp.network_bound(net) * (1 + 1e-9)).all()
+        assert (estimate > 0).all()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="limit"):
+        lp.nonexpansive_constraint(-1.0)
+    with pytest.raises(TypeError, match="net.field"):
+        lp.layer_bounds(lib.ODENet(field="antisymmetric"))
+    with pytest.raises(ValueError, match="Euler"):
+        lp.layer_bounds(lib.ODENet(method="rk4"))
+    with pytest.raises(ValueError, match="M must"):
+        lp.spectral_norms(torch.ones(3))
