@@ -29,6 +29,7 @@ from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 
 from .activations import get_activation
 from .fields import VectorField, affine, draw_normal, member_generators
@@ -367,7 +368,7 @@ def tangent_growth(net, x: torch.Tensor) -> torch.Tensor:
     the 2-norm of the Jacobian of the phase-space map ``y^0 = (z^0, p^0) -> y^k`` after each
     layer ``k``, at the lifted inputs ``x`` ``[n, in_features]`` of a single (no members)
     Hamiltonian :class:`~lib.models.ODENet`, by forward-mode differentiation of each layer
-    (``torch.func.jvp``) along the ``2 width`` unit directions.  For a symplectic network
+    (``torch.autograd.forward_ad``) along the ``2 width`` unit directions.  For a symplectic network
     ``M^(-1) = J^T M^T J`` has the same norm as ``M``: this is also how much the inverse
     network amplifies an error in ``y^k`` on its way back to ``y^0`` (the round-off of
     :func:`reconstruction_error`), and ``log ||M|| / t`` is the finite-time Lyapunov exponent."""
@@ -382,12 +383,15 @@ def tangent_growth(net, x: torch.Tensor) -> torch.Tensor:
     def layer(k, u):
         return torch.cat(net.step(k, (u[:, :d], u[:, d:])), -1)
 
-    norms = [torch.ones(n, dtype=y.dtype, device=y.device)]
-    with torch.no_grad():
+    tangents = [tangent]
+    with torch.no_grad(), forward_ad.dual_level():
+        y = forward_ad.make_dual(y, tangent)
         for k in range(net.depth):
-            y, tangent = torch.func.jvp(lambda u, k=k: layer(k, u), (y,), (tangent,))
-            norms.append(torch.linalg.matrix_norm(tangent.view(n, D, D), 2))
-    return torch.stack(norms)
+            y = layer(k, y)
+            tangents.append(forward_ad.unpack_dual(y).tangent)
+    # the norms of 256 layers at a time: one batched call instead of one per layer
+    return torch.cat([torch.linalg.matrix_norm(torch.stack(part).view(-1, n, D, D), 2)
+                      for part in (tangents[i:i + 256] for i in range(0, len(tangents), 256))])
 
 
 # --- the non-autonomous case -----------------------------------------------------------------
@@ -403,21 +407,23 @@ class ExtendedRun(NamedTuple):
     K: torch.Tensor
 
 
-def extended_verlet_step(field: HamiltonianField, T: float, t: float, h: float, state: tuple,
-                         piece: int) -> tuple:
-    """One Störmer--Verlet step on the extended phase space: the pair Lobatto IIIA--IIIB
-    (:data:`~lib.tableaux.STORMER_VERLET`) applied to the autonomous Hamiltonian
-    ``K(z, t, p, p_t) = H(t, z, p) + p_t`` with positions ``(z, t)`` and momenta ``(p, p_t)``.
-    Since ``t' = 1`` exactly and ``K`` is linear in ``p_t``, its stages are explicit:
+def extended_verlet_step(field: HamiltonianField, T: float, t: float, h: float,
+                         state: tuple, piece: int) -> tuple:
+    """One Störmer--Verlet step on the extended phase space: the pair Lobatto
+    IIIA--IIIB (:data:`~lib.tableaux.STORMER_VERLET`) applied to the autonomous
+    ``K(z, t, p, p_t) = H(t, z, p) + p_t`` with positions ``(z, t)``, momenta
+    ``(p, p_t)``.  As ``t' = 1`` exactly and ``K`` is linear in ``p_t``, the stages
+    are explicit, even when ``T`` depends on ``t`` (``T'``, ``V'``: rates in ``t``):
 
         p_1  = p - h/2 grad_z V(t, z),
         z'   = z + h/2 [grad_p T(t, p_1) + grad_p T(t + h, p_1)],
         p'   = p_1 - h/2 grad_z V(t + h, z'),
-        p_t' = p_t - h/2 [dT/dt(t, p_1) + dV/dt(t, z) + dT/dt(t + h, p_1) + dV/dt(t + h, z')],
+        p_t' = p_t - h/2 [T'(t, p_1) + V'(t, z) + T'(t + h, p_1) + V'(t + h, z')],
 
-    with ``theta`` and its rate taken on the linear ``piece`` of :func:`theta_at`.  The pair
-    satisfies both conditions of Hairer, Lubich & Wanner (Thm. VI.4.6), so the step is
-    symplectic on the extended space for every ``H`` and conserves ``K`` to ``O(h^2)``."""
+    with ``theta`` and its rate on the linear ``piece`` of :func:`theta_at`.  The
+    pair meets both conditions of Hairer, Lubich & Wanner (Thm. VI.4.6): the step
+    is symplectic on the extended space for every ``H``, and keeps ``K`` to
+    ``O(h^2)``."""
     z, p, p_t = state
     start, end = (theta_at(field, s, T, piece) for s in (t, t + h))
     rate = theta_rate(field, t, T, piece)

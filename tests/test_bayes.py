@@ -82,3 +82,19 @@ def test_bad_input_is_refused():
         bayes.channel_rule(0)
     with pytest.raises(ValueError, match="rule"):
         bayes.expected_accuracy("donut1d", lambda x: torch.zeros(2), n=10)
+
+
+def test_accuracy_bars_start_where_asked_and_mark_the_bayes_accuracy():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lib.plotting import stability as splot
+    seeds = torch.tensor([0.90, 0.92, 0.88, 0.91, 0.93])
+    fig = splot.accuracy_bars({"donut2d": {"a": (seeds, seeds - 0.05)}}, bottom=0.0,
+                              ceilings={"donut2d": 0.92})
+    ax = fig.axes[0]
+    assert ax.get_ylim()[0] == 0.0
+    lines = [line for line in ax.get_lines() if line.get_label() == "Bayes accuracy"]
+    assert len(lines) == 1 and list(lines[0].get_ydata()) == [0.92, 0.92]
+    plt.close(fig)

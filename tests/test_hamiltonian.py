@@ -399,11 +399,18 @@ def test_hamiltonian_figures_are_labelled():
                                                        *points(2), 10)),
                hplot.reconstruction_errors([10, 100], {"float64": [1e-15, 1e-14]},
                                            {"float64": 2 ** -53}),
-               hplot.memory_vs_depth([10, 100], {"DTO": [1e6, 1e7], "reversible": [1e5, 1e5]})]
+               hplot.memory_vs_depth([10, 100], {"DTO": [1e6, 1e7], "reversible": [1e5, 1e5]}),
+               hplot.inversion_growth({"K = 10": (torch.tensor([2.0, 30.0]),
+                                                  torch.tensor([1e-15, 1e-14]))}, 2 ** -52)]
     for fig in figures:
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel()
         plt.close(fig)
+    labels = figures[2].axes[0].get_legend_handles_labels()[1]
+    assert "$H(t) - H(0)$, point 2" in labels          # every initial point is named
+    with pytest.raises(ValueError, match="starts"):
+        hplot.extended_phase_space(extended_run(field(CoupledField, layers=2), 1.0,
+                                                *points(2), 10), starts=["one"])
 
 
 def test_reconstruction_error_is_relative_round_off_per_member():
