@@ -29,17 +29,19 @@ from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad
 
 from .activations import get_activation
 from .fields import VectorField, affine, draw_normal, member_generators
 from .integrators import Separable, rk_solve
-from .tableaux import RK4, SYMPLECTIC_EULER_PZ
+from .tableaux import (RK4, STORMER_VERLET, SYMPLECTIC_EULER_PZ, PartitionedTableau,
+                       get_method)
 
 __all__ = ["HamiltonianField", "GeneralHamiltonianField", "SecondOrderField", "CoupledField",
            "HAMILTONIAN_FIELDS", "theta_at", "theta_rate", "time_dependent", "EnergyRun",
            "energy_run", "canonical_matrix", "symplectic_defect", "ExtendedRun", "extended_run",
-           "reconstruction_error", "parametric_oscillator", "nonseparable_example",
-           "symplectic_euler_general"]
+           "extended_verlet_step", "reconstruction_error", "tangent_growth",
+           "parametric_oscillator", "nonseparable_example", "symplectic_euler_general"]
 
 
 def _term_rate(x: torch.Tensor, A, b, dA, db, sigma) -> torch.Tensor:
@@ -90,7 +92,17 @@ class HamiltonianField(VectorField):
     def energy_rate(self, z: torch.Tensor, p: torch.Tensor, theta, rate) -> torch.Tensor:
         """``d/de H(z, p; theta + e rate)`` at ``e = 0``, per row: with parameters ``theta(t)``
         this is ``dH/dt`` for ``rate = theta'(t)`` (each term ``gamma(A x + b) . 1`` contributes
-        ``sigma(A x + b) . (A' x + b')``)."""
+        ``sigma(A x + b) . (A' x + b')``), the sum of :meth:`kinetic_rate` and
+        :meth:`potential_rate`."""
+        self._check_pair(z, p)
+        return self.kinetic_rate(p, theta, rate) + self.potential_rate(z, theta, rate)
+
+    def kinetic_rate(self, p: torch.Tensor, theta, rate) -> torch.Tensor:
+        """``d/de T(p; theta + e rate)`` at ``e = 0``, per row."""
+        raise NotImplementedError
+
+    def potential_rate(self, z: torch.Tensor, theta, rate) -> torch.Tensor:
+        """``d/de V(z; theta + e rate)`` at ``e = 0``, per row."""
         raise NotImplementedError
 
     def separable(self, theta) -> Separable:
@@ -149,11 +161,11 @@ class GeneralHamiltonianField(HamiltonianField):
         _, _, A2, b2 = theta
         return torch.matmul(self.sigma(affine(z, A2, b2)), -A2)
 
-    def energy_rate(self, z, p, theta, rate):
-        A1, b1, A2, b2 = theta
-        dA1, db1, dA2, db2 = rate
-        return (_term_rate(p, A1, b1, dA1, db1, self.sigma_kinetic)
-                + _term_rate(z, A2, b2, dA2, db2, self.sigma))
+    def kinetic_rate(self, p, theta, rate):
+        return _term_rate(p, *theta[:2], *rate[:2], self.sigma_kinetic)
+
+    def potential_rate(self, z, theta, rate):
+        return _term_rate(z, *theta[2:], *rate[2:], self.sigma)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, kinetic_activation={self.kinetic_activation!r}"
@@ -182,7 +194,10 @@ class SecondOrderField(HamiltonianField):
     def dz(self, p, theta):
         return p
 
-    def energy_rate(self, z, p, theta, rate):
+    def kinetic_rate(self, p, theta, rate):
+        return torch.zeros_like(p[..., 0])
+
+    def potential_rate(self, z, theta, rate):
         return _term_rate(z, *theta, *rate, self.sigma)
 
     def dp(self, z, theta):
@@ -216,8 +231,11 @@ class CoupledField(HamiltonianField):
         A, b = theta
         return torch.matmul(self.sigma(affine(z, A, b)), -A)
 
-    def energy_rate(self, z, p, theta, rate):
-        return _term_rate(p, *theta, *rate, self.sigma) + _term_rate(z, *theta, *rate, self.sigma)
+    def kinetic_rate(self, p, theta, rate):
+        return _term_rate(p, *theta, *rate, self.sigma)
+
+    def potential_rate(self, z, theta, rate):
+        return _term_rate(z, *theta, *rate, self.sigma)
 
 
 HAMILTONIAN_FIELDS: dict[str, type[HamiltonianField]] = {
@@ -326,12 +344,13 @@ def symplectic_defect(step: Callable, z: torch.Tensor, p: torch.Tensor) -> torch
         return (M.mT @ J @ M - J).abs().amax()
 
 
-def reconstruction_error(net, x: torch.Tensor) -> torch.Tensor:
+def reconstruction_error(net, x: torch.Tensor, per_point: bool = False) -> torch.Tensor:
     """How well a Hamiltonian network run backwards recovers its input: the largest entry of
     ``|Phi^(-1)(Phi(z^0, p^0)) - (z^0, p^0)|`` relative to the largest entry of the states
     ``(z^k, p^k)`` the network passes through (the scale of the round-off it commits), for the
     inputs ``x`` of ``net`` (an :class:`~lib.models.ODENet` with an invertible method, see
-    :meth:`~lib.models.ODENet.inverse`); one value per member ``[S]``, or 0-dim."""
+    :meth:`~lib.models.ODENet.inverse`); one value per member ``[S]``, or 0-dim.  With
+    ``per_point`` the error of each input, on the same scale, ``[(S,) n]``."""
     if not getattr(net, "is_hamiltonian", False):
         raise TypeError("net must be a Hamiltonian lib.models.ODENet")
     with torch.no_grad():
@@ -339,8 +358,40 @@ def reconstruction_error(net, x: torch.Tensor) -> torch.Tensor:
         d = net.width
         back = torch.cat(net.inverse((states[-1, ..., :d], states[-1, ..., d:])), -1)
         dims = tuple(range(-2, 0))
-        error = (back - states[0]).abs().amax(dims)
-        return error / states.abs().amax(0).amax(dims)
+        error = (back - states[0]).abs().amax(-1 if per_point else dims)
+        scale = states.abs().amax(0).amax(dims)
+        return error / (scale.unsqueeze(-1) if per_point else scale)
+
+
+def tangent_growth(net, x: torch.Tensor) -> torch.Tensor:
+    """The growth of perturbations in the worst direction: ``||dy^k / dy^0||_2`` ``[K+1, n]``,
+    the 2-norm of the Jacobian of the phase-space map ``y^0 = (z^0, p^0) -> y^k`` after each
+    layer ``k``, at the lifted inputs ``x`` ``[n, in_features]`` of a single (no members)
+    Hamiltonian :class:`~lib.models.ODENet`, by forward-mode differentiation of each layer
+    (``torch.autograd.forward_ad``) along the ``2 width`` unit directions.  For a symplectic network
+    ``M^(-1) = J^T M^T J`` has the same norm as ``M``: this is also how much the inverse
+    network amplifies an error in ``y^k`` on its way back to ``y^0`` (the round-off of
+    :func:`reconstruction_error`), and ``log ||M|| / t`` is the finite-time Lyapunov exponent."""
+    if not getattr(net, "is_hamiltonian", False) or net.members is not None:
+        raise TypeError("net must be a single Hamiltonian lib.models.ODENet (no members)")
+    z, p = net.lift(x)
+    n, d = z.shape
+    D = 2 * d
+    y = torch.cat([z, p], -1).unsqueeze(1).expand(n, D, D).reshape(n * D, D)
+    tangent = torch.eye(D, dtype=y.dtype, device=y.device).expand(n, D, D).reshape(n * D, D)
+
+    def layer(k, u):
+        return torch.cat(net.step(k, (u[:, :d], u[:, d:])), -1)
+
+    tangents = [tangent]
+    with torch.no_grad(), forward_ad.dual_level():
+        y = forward_ad.make_dual(y, tangent)
+        for k in range(net.depth):
+            y = layer(k, y)
+            tangents.append(forward_ad.unpack_dual(y).tangent)
+    # the norms of 256 layers at a time: one batched call instead of one per layer
+    return torch.cat([torch.linalg.matrix_norm(torch.stack(part).view(-1, n, D, D), 2)
+                      for part in (tangents[i:i + 256] for i in range(0, len(tangents), 256))])
 
 
 # --- the non-autonomous case -----------------------------------------------------------------
@@ -356,13 +407,43 @@ class ExtendedRun(NamedTuple):
     K: torch.Tensor
 
 
+def extended_verlet_step(field: HamiltonianField, T: float, t: float, h: float,
+                         state: tuple, piece: int) -> tuple:
+    """One Störmer--Verlet step on the extended phase space: the pair Lobatto
+    IIIA--IIIB (:data:`~lib.tableaux.STORMER_VERLET`) applied to the autonomous
+    ``K(z, t, p, p_t) = H(t, z, p) + p_t`` with positions ``(z, t)``, momenta
+    ``(p, p_t)``.  As ``t' = 1`` exactly and ``K`` is linear in ``p_t``, the stages
+    are explicit, even when ``T`` depends on ``t`` (``T'``, ``V'``: rates in ``t``):
+
+        p_1  = p - h/2 grad_z V(t, z),
+        z'   = z + h/2 [grad_p T(t, p_1) + grad_p T(t + h, p_1)],
+        p'   = p_1 - h/2 grad_z V(t + h, z'),
+        p_t' = p_t - h/2 [T'(t, p_1) + V'(t, z) + T'(t + h, p_1) + V'(t + h, z')],
+
+    with ``theta`` and its rate on the linear ``piece`` of :func:`theta_at`.  The
+    pair meets both conditions of Hairer, Lubich & Wanner (Thm. VI.4.6): the step
+    is symplectic on the extended space for every ``H``, and keeps ``K`` to
+    ``O(h^2)``."""
+    z, p, p_t = state
+    start, end = (theta_at(field, s, T, piece) for s in (t, t + h))
+    rate = theta_rate(field, t, T, piece)
+    p1 = p + h / 2 * field.dp(z, start)
+    z1 = z + h / 2 * (field.dz(p1, start) + field.dz(p1, end))
+    p2 = p1 + h / 2 * field.dp(z1, end)
+    dHdt = (field.kinetic_rate(p1, start, rate) + field.potential_rate(z, start, rate)
+            + field.kinetic_rate(p1, end, rate) + field.potential_rate(z1, end, rate))
+    return z1, p2, p_t - h / 2 * dHdt
+
+
 def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.Tensor,
-                 steps: int, tableau=RK4) -> ExtendedRun:
+                 steps: int, method=RK4) -> ExtendedRun:
     """Solve the extended autonomous system of the non-autonomous ``H(t, z, p)`` with
     ``theta(t) = theta_at(field, t, T)`` on ``[0, T]`` (the talk's second reading): ``t' = 1``
-    and ``p_t' = -dH/dt`` beside ``(z, p)``, with ``steps`` steps of the Runge--Kutta
-    ``tableau`` on the state ``(z, p, p_t)`` (``dH/dt`` from
-    :meth:`HamiltonianField.energy_rate`).  Along the exact flow ``K = H + p_t`` is constant
+    and ``p_t' = -dH/dt`` beside ``(z, p)``, with ``steps`` steps of ``method``: a
+    Runge--Kutta tableau (or its name) on the state ``(z, p, p_t)`` (``dH/dt`` from
+    :meth:`HamiltonianField.energy_rate`), or Störmer--Verlet (``"stormer_verlet"`` or
+    :data:`~lib.tableaux.STORMER_VERLET`) on the extended phase space
+    (:func:`extended_verlet_step`).  Along the exact flow ``K = H + p_t`` is constant
     while ``H`` changes by ``int dH/dt``.  ``steps`` must be a multiple of ``layers - 1``, so
     that each step lies on one linear piece of ``theta(t)``, where the field is smooth."""
     field._check_pair(z0, p0)
@@ -370,9 +451,11 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1 or steps % pieces:
         raise ValueError(f"steps must be a positive multiple of layers - 1 = {pieces} (one linear "
                          f"piece of theta(t) per group of steps), got {steps!r}")
-
-    def hamiltonian(t, z, p):
-        return field.energy(z, p, theta_at(field, t, T))
+    method = get_method(method)
+    if isinstance(method, PartitionedTableau) and method is not STORMER_VERLET:
+        raise ValueError(f"method must be a Runge--Kutta tableau or 'stormer_verlet' (the pair "
+                         f"on the extended phase space), got the pair {method.name!r}")
+    h = T / steps
 
     def f(k, t, y):
         z, p, _ = y
@@ -382,11 +465,18 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
         return field.dz(p, theta), field.dp(z, theta), -dHdt
 
     with torch.no_grad():
-        Z, P, Pt = rk_solve(f, (z0, p0, torch.zeros(z0.shape[:-1], dtype=z0.dtype,
-                                                     device=z0.device)),
-                            T / steps, steps, tableau, trajectory=True)
+        state = (z0, p0, torch.zeros(z0.shape[:-1], dtype=z0.dtype, device=z0.device))
+        if method is STORMER_VERLET:
+            states = [state]
+            for k in range(steps):
+                states.append(extended_verlet_step(field, T, k * h, h, states[-1],
+                                                   k * pieces // steps))
+            Z, P, Pt = (torch.stack(c) for c in zip(*states))
+        else:
+            Z, P, Pt = rk_solve(f, state, h, steps, method, trajectory=True)
         t = torch.linspace(0, T, steps + 1, dtype=z0.dtype, device=z0.device)
-        H = torch.stack([hamiltonian(float(tk), zk, pk) for tk, zk, pk in zip(t, Z, P)])
+        H = torch.stack([field.energy(zk, pk, theta_at(field, float(tk), T))
+                         for tk, zk, pk in zip(t, Z, P)])
     return ExtendedRun(t, H, Pt, H + Pt)
 
 

@@ -17,8 +17,8 @@ from lib.fields import ResNetField
 from lib.hamiltonian import reconstruction_error as ham_reconstruction_error
 from lib.hamiltonian import (CoupledField, GeneralHamiltonianField, HamiltonianField,
                              SecondOrderField, energy_run, extended_run,
-                             symplectic_defect, symplectic_euler_general, theta_at, theta_rate,
-                             time_dependent)
+                             extended_verlet_step, symplectic_defect, symplectic_euler_general, tangent_growth, theta_at,
+                             theta_rate, time_dependent)
 from lib.integrators import Separable, rk_solve, rk_step
 from lib.models import ODENet
 from lib.tableaux import (PAIRS, RK4, SLOPE_TIMES, STORMER_VERLET, STORMER_VERLET_ZPZ,
@@ -396,11 +396,18 @@ def test_hamiltonian_figures_are_labelled():
                                                        *points(2), 10)),
                hplot.reconstruction_errors([10, 100], {"float64": [1e-15, 1e-14]},
                                            {"float64": 2 ** -53}),
-               hplot.memory_vs_depth([10, 100], {"DTO": [1e6, 1e7], "reversible": [1e5, 1e5]})]
+               hplot.memory_vs_depth([10, 100], {"DTO": [1e6, 1e7], "reversible": [1e5, 1e5]}),
+               hplot.inversion_growth({"K = 10": (torch.tensor([2.0, 30.0]),
+                                                  torch.tensor([1e-15, 1e-14]))}, 2 ** -52)]
     for fig in figures:
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel()
         plt.close(fig)
+    labels = figures[2].axes[0].get_legend_handles_labels()[1]
+    assert "$H(t) - H(0)$, point 2" in labels          # every initial point is named
+    with pytest.raises(ValueError, match="starts"):
+        hplot.extended_phase_space(extended_run(field(CoupledField, layers=2), 1.0,
+                                                *points(2), 10), starts=["one"])
 
 
 def test_reconstruction_error_is_relative_round_off_per_member():
@@ -413,3 +420,94 @@ def test_reconstruction_error_is_relative_round_off_per_member():
     assert ham_reconstruction_error(single, x) <= 64 * torch.finfo(DT).eps
     with pytest.raises(TypeError, match="Hamiltonian"):
         ham_reconstruction_error(ODENet(width=3, depth=2), x.float())
+
+
+# --- the extended phase space under Störmer--Verlet, and inversion at a fixed step ----------
+
+@pytest.mark.parametrize("cls", FIELDS)
+def test_kinetic_and_potential_rates_are_the_time_derivatives_of_T_and_V(cls):
+    f = field(cls, layers=3)
+    z, p = points()
+    theta, rate = theta_at(f, 1.3, 2.0), theta_rate(f, 1.3, 2.0)
+    for energy, method, x in ((f.kinetic, f.kinetic_rate, p), (f.potential, f.potential_rate, z)):
+        _, derivative = torch.func.jvp(lambda *th: energy(x, th), theta, rate)
+        assert torch.allclose(method(x, theta, rate), derivative, rtol=0, atol=1e-13)
+
+
+def drift_of_K(f, T, z, p, steps, method):
+    run = extended_run(f, T, z, p, steps, method)
+    scale = run.H.abs().amax(0)
+    return (((run.K - run.K[0]).abs() / scale).max(), ((run.H - run.H[0]).abs() / scale).max(),
+            run)
+
+
+@pytest.mark.parametrize("cls", FIELDS)
+def test_extended_stormer_verlet_conserves_K_at_order_2_and_tracks_p_t(cls):
+    f = field(cls, layers=3)
+    z, p = points(4)
+    T = 4.0
+    reference = extended_run(f, T, z, p, 4096, RK4)
+    drifts, p_t_errors = [], []
+    for steps in (32, 64, 128):
+        drift, change, run = drift_of_K(f, T, z, p, steps, "stormer_verlet")
+        drifts.append(drift)
+        p_t_errors.append((run.p_t[-1] - reference.p_t[-1]).abs().max())
+        assert change >= 100 * drift      # H itself changes: order 0, not conserved
+    for errors in (drifts, p_t_errors):
+        orders = [math.log2(errors[i] / errors[i + 1]) for i in range(2)]
+        assert all(1.8 <= q <= 2.2 for q in orders), orders
+
+
+def test_extended_stormer_verlet_moves_z_and_p_as_the_pair_does_for_the_second_order_model():
+    f = field(SecondOrderField, layers=5)
+    z, p = points(4)
+    run_steps, T = 40, 3.0
+    F = time_dependent(f, T)
+    Z, P = rk_solve(Separable(lambda k, t, q: F.dz(t, q), lambda k, t, q: F.dp(t, q)), (z, p),
+                    T / run_steps, run_steps, STORMER_VERLET, trajectory=True)
+    state = (z, p, torch.zeros(4, dtype=DT))
+    for k in range(run_steps):
+        state = extended_verlet_step(f, T, k * T / run_steps, T / run_steps, state,
+                                     k * 4 // run_steps)
+    assert torch.allclose(state[0], Z[-1], rtol=0, atol=1e-13)
+    assert torch.allclose(state[1], P[-1], rtol=0, atol=1e-13)
+
+
+def test_extended_run_refuses_pairs_other_than_stormer_verlet():
+    f = field(GeneralHamiltonianField, layers=2)
+    with pytest.raises(ValueError, match="stormer_verlet"):
+        extended_run(f, 1.0, *points(2), 10, SYMPLECTIC_EULER)
+
+
+def test_tangent_growth_is_the_norm_of_the_autograd_jacobian():
+    x, _ = data(8)
+    net = adjoint.smooth_network(width=2, depth=12, T=6.0, method="stormer_verlet",
+                                 field=GeneralHamiltonianField)
+    growth = tangent_growth(net, x)
+    assert growth.shape == (13, 8) and torch.equal(growth[0], torch.ones(8, dtype=DT))
+
+    def flow(y):   # y^0 -> y^K, the layers written out with net.step
+        state = (y[:2].unsqueeze(0), y[2:].unsqueeze(0))
+        for k in range(net.depth):
+            state = net.step(k, state)
+        return torch.cat(state, -1).squeeze(0)
+
+    y0 = torch.cat(net.lift(x), -1)
+    M = torch.func.vmap(torch.func.jacrev(flow))(y0)
+    assert torch.allclose(growth[-1], torch.linalg.matrix_norm(M, 2), rtol=1e-12, atol=0)
+    with pytest.raises(TypeError, match="single Hamiltonian"):
+        tangent_growth(ODENet(width=2, depth=2).double(), x)
+
+
+def test_inversion_error_at_a_fixed_step_is_round_off_times_the_tangent_growth():
+    x, _ = data(32)
+    eps = torch.finfo(DT).eps
+    for K in (100, 1000):
+        net = adjoint.smooth_network(width=4, depth=K, T=0.5 * K, method="stormer_verlet",
+                                     field=GeneralHamiltonianField, seed=0)
+        error = ham_reconstruction_error(net, x, per_point=True)
+        assert torch.equal(error.max(), ham_reconstruction_error(net, x))
+        growth = tangent_growth(net, x).amax(0)
+        assert (error <= 8 * eps * growth).all()
+        if K == 1000:   # the count of layers alone does not explain it
+            assert error.max() > 100 * K * eps

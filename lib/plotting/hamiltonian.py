@@ -67,19 +67,24 @@ def phase_portraits(runs: Mapping[str, EnergyRun], energy: Callable, steps: int 
     return fig
 
 
-def extended_phase_space(run: ExtendedRun):
-    """Left: ``H(t, z(t), p(t)) - H(0)`` (solid) and ``-p_t(t)`` (dashed) for each initial point:
-    ``H`` changes along the flow and ``p_t`` records the change.  Right: the drift of the
-    extended Hamiltonian ``|K(t) - K(0)|``, ``K = H + p_t``, on a logarithmic scale."""
+def extended_phase_space(run: ExtendedRun, starts: Sequence[str] | None = None):
+    """Left: ``H(t, z(t), p(t)) - H(0)`` (solid, one colour per initial point, named in the
+    legend by ``starts``) and ``-p_t(t)`` (dashed): ``H`` changes along the flow and ``p_t``
+    records the change.  Right: the drift of the extended Hamiltonian ``|K(t) - K(0)|``,
+    ``K = H + p_t``, largest over the initial points, on a logarithmic scale."""
+    points = run.H.shape[1]
+    starts = [f"point {j + 1}" for j in range(points)] if starts is None else list(starts)
+    if len(starts) != points:
+        raise ValueError(f"starts must name the {points} initial points, got {len(starts)}")
     fig, axes = panels(2, height=2.6)
     t = run.t.cpu()
-    for j in range(run.H.shape[1]):
-        axes[0].plot(t, (run.H[:, j] - run.H[0, j]).cpu(), color=f"C{j}", lw=1.4)
+    for j in range(points):
+        axes[0].plot(t, (run.H[:, j] - run.H[0, j]).cpu(), color=f"C{j}", lw=1.4,
+                     label=f"$H(t) - H(0)$, {starts[j]}")
         axes[0].plot(t, -run.p_t[:, j].cpu(), color="k", ls="--", lw=0.8)
-    axes[0].plot([], [], color="C0", label="$H(t) - H(0)$")
     axes[0].plot([], [], color="k", ls="--", label="$-p_t(t)$")
     axes[0].set(xlabel="time $t$", ylabel="change of $H$")
-    axes[0].legend(loc="best")
+    axes[0].legend(loc="upper left")
     drift = (run.K - run.K[:1]).abs().amax(1).cpu()
     axes[1].semilogy(t[1:], drift[1:], color="C3")
     _log_axes(axes[1], "time $t$", r"$\max\,|K(t) - K(0)|$")
@@ -129,4 +134,24 @@ def growth_factors(runs: Mapping[str, PerturbationGrowth]):
     ax.axhline(1.0, color="0.6", lw=0.8)
     _log_axes(ax, "time $t$", "growth of a perturbation")
     fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+    return fig
+
+
+def inversion_growth(points: Mapping[str, tuple], unit: float):
+    """The reconstruction error of each input (``y``) against the worst-direction growth
+    ``max_k ||dy^k/dy^0||_2`` along its trajectory (``x``), log-log, one colour per named
+    group ``{name: (growth, error)}``, beside the line ``error = unit * growth`` (dashed):
+    round-off of size ``unit`` amplified by the inverse flow."""
+    fig, axes = panels(1, height=2.8)
+    ax = axes[0]
+    low, high = float("inf"), 0.0
+    for i, (name, (growth, error)) in enumerate(points.items()):
+        growth, error = torch.as_tensor(growth).cpu(), torch.as_tensor(error).cpu()
+        ax.loglog(growth, error, ".", ms=3, color=f"C{i}", label=name)
+        low, high = min(low, float(growth.min())), max(high, float(growth.max()))
+    ax.loglog([low, high], [unit * low, unit * high], "k--", lw=0.8,
+              label=r"$\varepsilon\,\max_k \|\partial y^k/\partial y^0\|_2$")
+    _log_axes(ax, r"growth $\max_k \|\partial y^k/\partial y^0\|_2$",
+              "reconstruction error")
+    ax.legend(loc="upper left")
     return fig

@@ -95,11 +95,14 @@ def theorem_check(results: Mapping[str, Sequence[torch.Tensor]]):
 
 
 def accuracy_bars(table: Mapping[str, Mapping[str, Sequence]],
-                  labels: Sequence[str] = ("train", "validation")):
+                  labels: Sequence[str] = ("train", "validation"), bottom: float | None = None,
+                  ceilings: Mapping[str, float] | None = None):
     """Grouped bars: one panel per data set ``{dataset: {architecture: (train, validation)}}``,
     one group per architecture, one bar per accuracy in ``labels``.  Each accuracy is a
     number or a tensor of per-seed values: the bar is then the median, the whisker the range
-    over the seeds and the dots the seeds themselves."""
+    over the seeds and the dots the seeds themselves.  The accuracy axis starts at ``bottom``
+    (default: just below the lowest value); ``ceilings`` draws a dashed line per data set,
+    such as its Bayes accuracy (:func:`lib.bayes.bayes_accuracy`)."""
     fig, axes = panels(len(table), height=2.8)
     lowest = 1.0
     for ax, (dataset, rows) in zip(axes, table.items()):
@@ -122,7 +125,9 @@ def accuracy_bars(table: Mapping[str, Mapping[str, Sequence]],
                     ax.scatter(torch.full_like(values, x), values, s=6, color="k", zorder=3)
         ax.set_xticks(range(len(names)), names, rotation=20)
         ax.set(title=dataset, ylabel="accuracy")
+        if ceilings and dataset in ceilings:
+            ax.axhline(ceilings[dataset], color="k", ls="--", lw=0.8, label="Bayes accuracy")
     for ax in axes:
-        ax.set_ylim(max(0.0, lowest - 0.05), 1.01)
-    _legend_below(fig, axes[0], ncol=len(labels))
+        ax.set_ylim(max(0.0, lowest - 0.05) if bottom is None else bottom, 1.01)
+    _legend_below(fig, axes[0], ncol=len(labels) + bool(ceilings))
     return fig
