@@ -197,7 +197,7 @@ def training_curves(histories: Mapping[str, History], legend_below: bool = False
     left.set(xlabel="iteration", ylabel="objective $E(\\theta)$", title="training objective")
     right.set(xlabel="iteration", ylabel="accuracy", title="accuracy")
     if legend_below:
-        fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncol=3)
+        fig.legend(*right.get_legend_handles_labels(), loc="outside lower center", ncol=2)
     else:
         left.legend()
         right.legend()
