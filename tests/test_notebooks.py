@@ -32,10 +32,10 @@ if installed != VERSION:
     pip = [sys.executable, "-m", "pip", "install", "-q"]
     if subprocess.run([*pip, source], capture_output=True).returncode:
         raise SystemExit(
-            f"pip could not install version {{VERSION}} of the book's library from {{URL}} "
-            f"(tag v{{VERSION}} not published, or no network): run `%pip install "
-            f'"{{BOOK}} @ git+{{URL}}@main"` for the main branch, or `pip install -e .` in '
-            "a local clone, then run this cell again.")
+            f"pip could not install version {{VERSION}} of the book's library from "
+            f"{{URL}} (tag v{{VERSION}} not published, or no network): run `%pip "
+            f'install "{{BOOK}} @ git+{{URL}}@main"` for the main branch, or `pip '
+            "install -e .` in a local clone, then run this cell again.")
 import torch
 import matplotlib.pyplot as plt
 import lib
