@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["ClaimError", "Claim", "epsilon", "roundoff", "at_most", "at_least", "between",
+__all__ = ["ClaimError", "Claim", "epsilon", "shown", "roundoff", "at_most", "at_least", "between",
            "near", "exactly", "holds", "checked", "report"]
 
 
@@ -65,11 +65,23 @@ def _number(value, name: str = "value") -> float:
     return float(value)
 
 
-def _shown(v: float, digits: int) -> str:
-    """``v`` to ``digits`` significant digits, the form the claim list shows."""
+def shown(value, digits: int = 2, dtype: torch.dtype = torch.float64,
+          ulps: float = 2 ** 16) -> str:
+    """A measured number as the book prints it: to ``digits`` significant digits, unless it
+    is below ``ulps`` units of the working precision of ``dtype``, where its digits are
+    round-off and it is shown as ``≈ 0 (≤ 2^k ε)`` (``CONTRIBUTING.md``)."""
+    v = _number(value)
     if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
         raise ValueError(f"digits must be a positive int, got {digits!r}")
+    units = abs(v) / epsilon(dtype)
+    if units < ulps:
+        return "0" if v == 0 else f"≈ 0 ({_bucket(units)})"
     return f"{v:.{digits}g}"
+
+
+def _shown(v: float, digits: int) -> str:
+    """``v`` as the claim list shows it (:func:`shown` in float64)."""
+    return shown(v, digits)
 
 
 def _bucket(units: float) -> str:

@@ -95,3 +95,14 @@ def test_identity_and_digits_are_checked_arguments():
         claims.at_most("x", 0.5, 1, digits=0)
     assert claims.holds("an order", True, measured="0.91 < 0.93") == "holds"
     assert "measured ‹0.91 < 0.93›" in claims.report()
+
+
+def test_shown_prints_round_off_as_a_bound_in_eps():
+    assert claims.shown(0.93456) == "0.93"
+    assert claims.shown(3 * EPS) == "≈ 0 (≤ 4 ε)"
+    assert claims.shown(-3 * EPS) == "≈ 0 (≤ 4 ε)"
+    assert claims.shown(0.0) == "0"
+    assert claims.shown(2.4e-7, dtype=torch.float32) == "≈ 0 (≤ 4 ε)"
+    assert claims.shown(4.6e-10) == "4.6e-10"      # 2e6 eps: an error that grew, not round-off
+    claims.at_most("a tiny value", 1e-15, 1e-6)
+    assert "measured ‹≈ 0 (≤ 8 ε)›" in claims.report()
