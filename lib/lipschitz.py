@@ -34,7 +34,7 @@ from .models import ODENet
 from .stability import step_lipschitz_bounds
 
 __all__ = ["spectral_norms", "scale_to_norm", "nonexpansive_constraint", "layer_bounds",
-           "network_bound", "lipschitz_estimate"]
+           "network_bound", "lipschitz_estimate", "gradient_layer", "step_quotients"]
 
 
 def spectral_norms(M: torch.Tensor) -> torch.Tensor:
@@ -134,3 +134,46 @@ def lipschitz_estimate(F: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
         (-quotient.sum()).backward()
         opt.step()
     return best.amax(-1)
+
+
+def gradient_layer(h_norm2: float, width: int = 3, activation: str = "tanh",
+                   rank: int | None = None, generator: torch.Generator | None = None,
+                   dtype: torch.dtype = torch.float64, device=None) -> ODENet:
+    """One explicit Euler step (``h = 1``, ``b = 0``) of the gradient field whose random ``A``
+    (of rank ``rank``; full rank by default) is scaled to ``h ||A||_2^2 = h_norm2`` exactly:
+    the layer of the non-expansive theorem at, below or past its limit ``h ||A||_2^2 = 2``.
+    With ``activation="identity"`` and ``rank < width`` its bound ``max(1, h_norm2 - 1)`` is
+    attained."""
+    if not (isinstance(h_norm2, (int, float)) and not isinstance(h_norm2, bool) and h_norm2 >= 0):
+        raise ValueError(f"h_norm2 must be a number >= 0, got {h_norm2!r}")
+    positive_int(width, "width")
+    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)
+                             or not 1 <= rank <= width):
+        raise ValueError(f"rank must be an int in 1..{width} or None, got {rank!r}")
+    net = ODENet(width=width, depth=1, field="gradient", activation=activation)
+    A = torch.randn(width, width, generator=generator, dtype=dtype)
+    if rank is not None:
+        U, S, Vh = torch.linalg.svd(A)
+        A = U[:, :rank] @ torch.diag(S[:rank]) @ Vh[:rank]
+    A = A * math.sqrt(h_norm2) / torch.linalg.matrix_norm(A, ord=2)
+    net = net.to(device=device, dtype=dtype)
+    with torch.no_grad():
+        net.field.stacks()["A"].copy_(A[None])
+        net.field.stacks()["b"].zero_()
+    return net
+
+
+def step_quotients(net: ODENet, pairs: int = 4000, scale: float = 0.1,
+                   separation: float = 1e-3, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """``|Phi(z1) - Phi(z2)| / |z1 - z2|`` of the first layer ``Phi`` of ``net`` on
+    ``pairs`` random pairs: ``z1 ~ scale N(0, I)``, ``z2 = z1 + separation N(0, I)``, drawn on
+    the CPU from ``generator`` and moved to the network's device.  A lower estimate of
+    ``Lip(Phi)`` near the origin; ``[pairs]``."""
+    positive_int(pairs, "pairs")
+    like = next(net.parameters())
+    z1 = scale * torch.randn(pairs, net.width, generator=generator, dtype=like.dtype)
+    z2 = z1 + separation * torch.randn(pairs, net.width, generator=generator, dtype=like.dtype)
+    z1, z2 = z1.to(like.device), z2.to(like.device)
+    with torch.no_grad():
+        return (net.step(0, z1) - net.step(0, z2)).norm(dim=1) / (z1 - z2).norm(dim=1)

@@ -1,7 +1,6 @@
 """The Lipschitz bounds of lib/lipschitz.py against torch.linalg's singular values and random
 pairs, and the step constraint after every training step (chapter 8, theorem on the
 non-expansive Euler step of the gradient field)."""
-import math
 
 import pytest
 import torch
@@ -16,18 +15,8 @@ F64 = torch.float64
 
 
 def gradient_layer(width, h_norm2, activation="identity", rank=None, seed=0):
-    """A one-layer gradient network (h = 1) whose A has h ||A||^2 = h_norm2 exactly, b = 0."""
-    g = torch.Generator().manual_seed(seed)
-    net = lib.ODENet(width=width, depth=1, field="gradient", activation=activation).double()
-    A = torch.randn(width, width, generator=g, dtype=F64)
-    if rank is not None:
-        U, S, Vh = torch.linalg.svd(A)
-        A = U[:, :rank] @ torch.diag(S[:rank]) @ Vh[:rank]
-    A = A * math.sqrt(h_norm2) / torch.linalg.matrix_norm(A, ord=2)
-    with torch.no_grad():
-        net.field.stacks()["A"].copy_(A[None])
-        net.field.stacks()["b"].zero_()
-    return net
+    return lp.gradient_layer(h_norm2, width, activation, rank,
+                             generator=torch.Generator().manual_seed(seed))
 
 
 def layer_map(net):
@@ -72,10 +61,7 @@ def test_step_jacobian_norms_stay_below_the_bound(activation):
 
 
 def pair_quotients(net, pairs=4000, seed=3):
-    g = torch.Generator().manual_seed(seed)
-    z1 = 0.1 * torch.randn(pairs, net.width, generator=g, dtype=F64)
-    z2 = z1 + 1e-3 * torch.randn(pairs, net.width, generator=g, dtype=F64)
-    return (net.step(0, z1) - net.step(0, z2)).norm(dim=1) / (z1 - z2).norm(dim=1)
+    return lp.step_quotients(net, pairs, generator=torch.Generator().manual_seed(seed))
 
 
 def test_the_euler_step_at_the_limit_is_non_expansive_on_random_pairs():
@@ -126,6 +112,18 @@ def test_estimate_stays_below_the_network_bound():
         estimate = lp.lipschitz_estimate(net, x.expand(3, 20, 5), steps=50, generator=g)
         assert (estimate <= lp.network_bound(net) * (1 + 1e-9)).all()
         assert (estimate > 0).all()
+
+
+def test_gradient_layer_has_the_asked_step_norm_and_rank():
+    net = lp.gradient_layer(1.7, width=4, rank=2, generator=torch.Generator().manual_seed(5))
+    A = net.field.stacks()["A"][0].detach()
+    s = torch.linalg.svdvals(A)
+    assert float(net.h * s[0] ** 2) == pytest.approx(1.7, rel=1e-14)
+    assert float(s[2:].max()) <= 1e-14 * float(s[0])
+    with pytest.raises(ValueError, match="rank must be an int in 1..4"):
+        lp.gradient_layer(1.0, width=4, rank=5)
+    with pytest.raises(ValueError, match="h_norm2 must be a number >= 0"):
+        lp.gradient_layer(-1.0)
 
 
 def test_bad_arguments():
