@@ -42,7 +42,7 @@ __all__ = ["gradient_descent_step", "heavy_ball_step", "nesterov_step",
            "hamiltonian_descent_step", "power_kinetic_gradient", "relativistic_step",
            "GradientDescent", "HeavyBall", "Nesterov", "HamiltonianDescent",
            "RelativisticGD", "minimise", "momentum_iterates", "nesterov_sbc", "nesterov_ode",
-           "linear_rate", "sharpness", "layer_displacements"]
+           "linear_rate", "sharpness", "layer_displacements", "step_determinant"]
 
 Gradient = Callable[[torch.Tensor], torch.Tensor]
 
@@ -242,6 +242,20 @@ class RelativisticGD(_FlowOptimizer):
 
 
 # --- optimisation of a function on R^d -----------------------------------------------------------
+
+def step_determinant(step: Callable, q: torch.Tensor, p: torch.Tensor, gradient: Gradient,
+                     *args) -> torch.Tensor:
+    """``det dPhi/d(q, p)`` of one momentum step ``Phi = step(q, p, gradient, *args)`` at
+    ``(q, p)`` (autograd's Jacobian of the whole step).  A conformal symplectic step with
+    friction ``gamma`` and step ``h`` has ``mu^d``, ``mu = e^{-gamma h}``, whatever ``f`` is
+    (Franca, Sulam, Robinson & Vidal 2020)."""
+    d = len(q)
+
+    def phi(state):
+        return torch.cat(step(state[:d], state[d:], gradient, *args))
+
+    return torch.linalg.det(torch.func.jacrev(phi)(torch.cat([q, p])))
+
 
 def minimise(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
              make_optimizer: Callable, iterations: int) -> torch.Tensor:

@@ -72,11 +72,7 @@ def test_heavy_ball_closed_form_on_a_quadratic():
 
 
 def step_determinant(step, f, q, p, *args):
-    d = len(q)
-    gradient = torch.func.grad(f)
-    J = torch.func.jacrev(lambda y: torch.cat(step(y[:d], y[d:], gradient, *args)))(
-        torch.cat([q, p]))
-    return torch.linalg.det(J)
+    return optim.step_determinant(step, q, p, torch.func.grad(f), *args)
 
 
 def test_heavy_ball_is_conformal_symplectic_nesterov_is_not():
