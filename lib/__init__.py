@@ -26,7 +26,7 @@ from .data import make_dataset
 from .models import ODENet
 from .runtime import setup_notebook
 from .tableaux import METHODS, ButcherTableau, get_tableau
-from .train import History, train
+from .training import History, train
 
 __all__ = ["make_dataset", "ODENet", "setup_notebook", "METHODS", "ButcherTableau",
            "get_tableau", "History", "train"]

@@ -10,69 +10,39 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 
-from .fields import positive_int
+from .losses import cross_entropy
 from .models import ODENet
-from .train import cross_entropy, path_distance, time_smoothness, train
-
-
-def refine(net: ODENet, m: int) -> ODENet:
-    """The same continuous model as ``net`` (same ``T``, ``theta(t)``, field, method and
-    classifier) discretised with ``m`` times as many steps: each ``theta^k`` is repeated ``m``
-    times and the step becomes ``h / m``."""
-    positive_int(m, "m")
-    fine = copy.deepcopy(net)
-    fine.field.repeat_layers(m)
-    fine.depth = fine.field.layers
-    fine.h = net.h / m
-    return fine
-
-
-def size_penalty(mu: float) -> Callable[[ODENet], torch.Tensor]:
-    """The size penalty ``mu (h sum_k |theta^k|^2 + |w|^2 + w_0^2)``: ``mu`` times the squared
-    ``L^2(0, T)`` norm of the piecewise-constant ``theta(t)`` plus the classifier's parameters
-    squared; one value per member.  Added to the data loss and ``R_h`` it makes the objective
-    coercive, as in the deep-limit theorem of Thorpe & van Gennip (2023): without it the
-    cross-entropy can be driven towards 0 by growing parameters and no minimiser exists."""
-    if isinstance(mu, bool) or not (isinstance(mu, (int, float)) and math.isfinite(mu)
-                                    and mu >= 0):
-        raise ValueError(f"mu must be a finite number >= 0, got {mu!r}")
-
-    def penalty(net: ODENet) -> torch.Tensor:
-        per_member = (lambda p: p.square().sum() if net.members is None
-                      else p.square().reshape(net.members, -1).sum(1))
-        stacks = net.field.stacks().values()
-        layers = sum(per_member(p.transpose(0, 1) if net.members is not None else p)
-                     for p in stacks)
-        classifier = sum(per_member(p) for p in net.classifier.parameters())
-        return mu * (net.h * layers + classifier)
-
-    return penalty
+from .parameter_path import path_distance
+from .regularisers import time_smoothness, weight_penalty
+from .training import train
 
 
 def objective(net: ODENet, X: torch.Tensor, y: torch.Tensor, lam: float,
               size: float) -> torch.Tensor:
     """The deep limit's objective ``E_K(theta) = cross-entropy + R_h(theta) + size penalty``
-    (:func:`lib.train.time_smoothness` of weight ``lam``, :func:`size_penalty` of weight
+    (:func:`lib.regularisers.time_smoothness` of weight ``lam``, the size penalty
+    ``size (h sum_k |theta^k|^2 + |w|^2 + w0^2)`` = :func:`lib.regularisers.weight_penalty` of
+    weight ``2 size``, of weight
     ``size``) at the current parameters; one value per member."""
     with torch.no_grad():
         return (cross_entropy(net(X), y) + time_smoothness(lam)(net)
-                + size_penalty(size)(net))
+                + weight_penalty(2 * size)(net))
 
 
 def path_steps(net: ODENet, X: torch.Tensor, y: torch.Tensor, m: int, optimizer: str,
                lr: float, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     """How far ``iterations`` steps of ``optimizer`` (``"gd"`` or ``"adam"``, rate ``lr``, data
-    loss only) move ``theta(t)`` in ``L^2(0, T)`` (:func:`lib.train.path_distance`), from
+    loss only) move ``theta(t)`` in ``L^2(0, T)`` (:func:`lib.parameter_path.path_distance`), from
     ``net`` and from the same ``theta(t)`` on an ``m`` times finer grid (:func:`refine`):
     ``(coarse, fine)``, one value per member.  The gradient of layer ``k`` is ``h`` times the
     ``L^2`` gradient at ``t_k``, so with a fixed rate gradient descent moves the fine network
     about ``m`` times less; Adam's steps do not depend on the scale of the gradient."""
     moved = []
-    for start in (net, refine(net, m)):
+    for start in (net, net.refined(m)):
         trained = copy.deepcopy(start)
         train(trained, X, y, iterations=iterations, optimizer=optimizer, lr=lr,
               record_every=iterations)
@@ -98,5 +68,5 @@ def feature_convergence(net: ODENet, x: torch.Tensor, refinements: Sequence[int]
     """``max_n |z^K_m(x_n) - z^K_ref(x_n)|`` for each refinement ``m``: the distance of the final
     features from those of a much finer discretisation (``reference`` steps per layer)."""
     with torch.no_grad():
-        exact = refine(net, reference).features(x)
-        return [float((refine(net, m).features(x) - exact).abs().max()) for m in refinements]
+        exact = net.refined(reference).features(x)
+        return [float((net.refined(m).features(x) - exact).abs().max()) for m in refinements]

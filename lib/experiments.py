@@ -4,7 +4,7 @@
 training points (data seed ``s``) and ``n`` validation points (data seed
 ``s + VALIDATION_SEED``) of a toy problem, builds an :class:`~lib.models.ODENet` with one member
 per seed (member ``s`` initialised from seed ``s``), trains all members together with
-:func:`~lib.train.train`, and keeps it all in an :class:`Experiment`.  A training outcome is then
+:func:`~lib.train`, and keeps it all in an :class:`Experiment`.  A training outcome is then
 reported as its median and range over the seeds (:class:`Spread`), never as one run's digits.
 """
 from __future__ import annotations
@@ -20,7 +20,8 @@ import torch
 
 from .data import make_dataset
 from .models import ODENet
-from .train import History, time_smoothness, train
+from .regularisers import time_smoothness, weight_penalty
+from .training import History, train
 
 __all__ = ["VALIDATION_SEED", "Spread", "spread", "rank_correlation", "Experiment", "classify",
            "run", "to_record", "from_record", "save_records", "ensure_file", "load_records",
@@ -145,10 +146,10 @@ def _config(config: Mapping[str, Any]) -> dict:
 
 
 def _regulariser(lam: float, size: float):
-    """``R_h`` of weight ``lam`` plus, with ``size > 0``, the size penalty of
-    :func:`lib.deep_limit.size_penalty`; ``None`` when both weights are 0."""
-    from .deep_limit import size_penalty
-    parts = [term(w) for term, w in ((time_smoothness, lam), (size_penalty, size)) if w]
+    """``R_h`` of weight ``lam`` plus, with ``size > 0``, the size penalty
+    (:func:`lib.regularisers.weight_penalty` of weight ``2 size``); ``None`` when both weights
+    are 0."""
+    parts = [term(w) for term, w in ((time_smoothness, lam), (weight_penalty, 2 * size)) if w]
     if not parts:
         return None
     return lambda net: sum(part(net) for part in parts)
@@ -158,8 +159,8 @@ def run(config: Mapping[str, Any], device: torch.device | str = "cpu") -> Experi
     """Train one configuration over its seeds: ``config`` holds the keyword arguments of
     :func:`classify` as plain data (``"dataset"``, ``"seeds"``, ``"n"``, ``"iterations"``, the
     network's arguments, ``"dtype"`` as a name, default ``"float64"``), ``"lam"``, the weight
-    of :func:`lib.train.time_smoothness` (default 0: no regulariser), and ``"size"``, the
-    weight of :func:`lib.deep_limit.size_penalty` (default 0).  Equal configurations give
+    of :func:`lib.regularisers.time_smoothness` (default 0: no regulariser), and ``"size"``, the
+    weight of the size penalty (:func:`lib.deep_limit.objective`; default 0).  Equal configurations give
     equal experiments (on one machine, bit for bit)."""
     config = _config(config)
     dataset, lam = config.pop("dataset"), config.pop("lam", 0.0)
@@ -284,18 +285,17 @@ class StabilitySummary(NamedTuple):
 def stability_summary(experiment: Experiment, points: int = 200, refinement: int = 4,
                       seed: int = 0) -> StabilitySummary:
     """:class:`StabilitySummary` of every member: for each, the network is refined ``refinement``
-    times (:func:`lib.deep_limit.refine`, the same ``theta(t)`` with steps ``h / refinement``,
+    times (:meth:`lib.models.ODENet.refined`, the same ``theta(t)`` with steps ``h / refinement``,
     a closer view of the flow) and :func:`lib.growth.growth_comparison` measures the growth of
     perturbations of its first ``points`` validation inputs (random directions drawn from
     ``seed``)."""
-    from .deep_limit import refine
     from .growth import growth_comparison
-    from .train import roughness
+    from .parameter_path import roughness
 
     rows = []
     for s in range(len(experiment.seeds)):
         one = experiment.member(s)
-        fine = refine(one.net, refinement)
+        fine = one.net.refined(refinement)
         c = growth_comparison(fine, one.X_val[:points],
                               generator=torch.Generator().manual_seed(seed))
         alpha_max, nu = c.spectra.alpha.amax(1), c.spectra.log_norm.amax(1)

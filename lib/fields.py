@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Callable
+
 import torch
 from torch import nn
 
 from .activations import get_activation
+from .validate import finite_at_least, positive_int
 
-__all__ = ["affine", "VectorField", "ResNetField", "GradientField", "AntisymmetricField",
+__all__ = ["affine", "VectorField", "AffineParameters", "AffineField", "ResNetField", "GradientField", "AntisymmetricField",
            "NegativeDefiniteField", "FIELDS", "make_field"]
 
 def affine(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
@@ -32,13 +35,6 @@ def affine(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, alpha: float = 1.0
     if A.dim() == 2:
         return torch.addmm(b, z, A.T, alpha=alpha)
     return torch.baddbmm(b.unsqueeze(-2), z, A.mT, alpha=alpha)
-
-
-def positive_int(value, name: str) -> int:
-    """``value`` if it is a positive ``int`` (not a ``bool``), else a ``ValueError`` naming ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def member_generators(generator) -> tuple[list, int | None]:
@@ -88,6 +84,37 @@ class VectorField(nn.Module):
         setattr(self, matrix, nn.Parameter(draw_normal(gens, S, (K, d, d), 1 / math.sqrt(d), 1)))
         self.b = nn.Parameter(draw_normal(gens, S, (K, d), 0.1, 1))
 
+    # --- the hooks a network and the diagnostics use ---------------------------------------
+
+    def vector_field(self, theta) -> Callable:
+        """The field of one layer for the integrator, ``f(t, state)`` with ``theta`` fixed: the
+        one vector-field signature of :mod:`lib.integrators` (autonomous here: ``t`` is
+        unused)."""
+        return lambda t, z: self(z, theta)
+
+    def initial_state(self, z0: torch.Tensor):
+        """The state a network starts from, given the lifted inputs ``z0``: ``z0`` itself."""
+        return z0
+
+    def readout(self, state) -> torch.Tensor:
+        """The features the classifier reads from a state: the state itself."""
+        return state
+
+    def linear_parts(self) -> torch.Tensor:
+        """The matrices ``M^k`` of the layers' affine maps ``z -> M^k z + b^k``, stacked
+        ``[K, (S,) d, d]``; fields without one raise a ``TypeError``."""
+        raise TypeError(f"{type(self).__name__} has no single affine map per layer")
+
+    def biases(self) -> torch.Tensor:
+        """The biases ``b^k`` of the layers' affine maps, stacked ``[K, (S,) d]``."""
+        raise TypeError(f"{type(self).__name__} has no single affine map per layer")
+
+    def set_affine(self, matrix: torch.Tensor | None = None,
+                   bias: torch.Tensor | None = None) -> None:
+        """Set every layer's matrix ``M^k`` and bias ``b^k`` (broadcast to ``[K, (S,) ...]``)
+        without gradient; only for fields whose matrix is a free parameter."""
+        raise TypeError(f"{type(self).__name__} cannot set its layers' affine maps")
+
     # --- the per-layer parameters, reached only through these methods ---------------------
 
     def stacks(self) -> dict[str, torch.Tensor]:
@@ -131,11 +158,29 @@ class VectorField(nn.Module):
         return f"width={self.width}, layers={self.layers}, activation={self.activation!r}{members}"
 
 
-class ResNetField(VectorField):
-    """The ResNet field ``f(z; A, b) = sigma(A z + b)`` (the talk's first model).
+class AffineParameters:
+    """The hooks of a field whose layer ``k`` applies an affine map ``z -> A^k z + b^k`` with
+    free parameters named ``A`` and ``b`` (mixed into the ResNet and gradient fields and the
+    second-order and coupled Hamiltonian fields): other modules read and set the matrices
+    through :meth:`linear_parts`, :meth:`biases` and :meth:`set_affine`, never by name."""
 
-    Each ``A^k`` is initialised ``N(0, 1/width)`` and each ``b^k`` ``N(0, 0.1^2)``.
-    """
+    def linear_parts(self) -> torch.Tensor:
+        return self.A
+
+    def biases(self) -> torch.Tensor:
+        return self.b
+
+    def set_affine(self, matrix=None, bias=None) -> None:
+        with torch.no_grad():
+            if matrix is not None:
+                self.A.copy_(torch.as_tensor(matrix, dtype=self.A.dtype).expand_as(self.A))
+            if bias is not None:
+                self.b.copy_(torch.as_tensor(bias, dtype=self.b.dtype).expand_as(self.b))
+
+
+class AffineField(AffineParameters, VectorField):
+    """A first-order field of the affine map ``A^k z + b^k`` (:class:`AffineParameters`),
+    ``A^k ~ N(0, 1/width)`` and ``b^k ~ N(0, 0.1^2)``."""
 
     theta_names = ("A", "b")
 
@@ -143,12 +188,19 @@ class ResNetField(VectorField):
         super().__init__(width, layers, activation, generator)
         self._matrix_and_bias("A", generator)
 
+
+class ResNetField(AffineField):
+    """The ResNet field ``f(z; A, b) = sigma(A z + b)`` (the talk's first model).
+
+    Each ``A^k`` is initialised ``N(0, 1/width)`` and each ``b^k`` ``N(0, 0.1^2)``.
+    """
+
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         A, b = theta
         return self.sigma(affine(z, A, b))
 
 
-class GradientField(VectorField):
+class GradientField(AffineField):
     """The gradient-flow field ``f(z; A, b) = -A^T sigma(A z + b) = -grad_z V``, with the potential
     ``V(z) = sum_i gamma((A z + b)_i)`` and ``gamma' = sigma`` (the talk's stability theorem;
     Celledoni et al. 2021).
@@ -159,24 +211,9 @@ class GradientField(VectorField):
     :class:`ResNetField`.
     """
 
-    theta_names = ("A", "b")
-
-    def __init__(self, width: int, layers: int, activation: str = "tanh", generator=None):
-        super().__init__(width, layers, activation, generator)
-        self._matrix_and_bias("A", generator)
-
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         A, b = theta
         return -torch.matmul(self.sigma(affine(z, A, b)), A)
-
-
-def finite_at_least(value, name: str, low: float, strict: bool) -> float:
-    """``value`` as a float if it is a finite number ``>= low`` (``> low`` when ``strict``)."""
-    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
-            or value < low or (strict and value == low)):
-        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low:g}, "
-                         f"got {value!r}")
-    return float(value)
 
 
 class AntisymmetricField(VectorField):
@@ -203,6 +240,12 @@ class AntisymmetricField(VectorField):
         """The layer's matrix ``M = W - W^T - kappa I``."""
         W = theta[0]
         return W - W.mT - self.kappa * torch.eye(self.width, dtype=W.dtype, device=W.device)
+
+    def linear_parts(self) -> torch.Tensor:
+        return self.matrix((self.W,))
+
+    def biases(self) -> torch.Tensor:
+        return self.b
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         W, b = theta
@@ -238,6 +281,12 @@ class NegativeDefiniteField(VectorField):
         B = theta[0]
         eye = torch.eye(self.width, dtype=B.dtype, device=B.device)
         return -torch.matmul(B, B.mT) - self.kappa * eye
+
+    def linear_parts(self) -> torch.Tensor:
+        return self.matrix((self.B,))
+
+    def biases(self) -> torch.Tensor:
+        return self.b
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         B, b = theta

@@ -2,14 +2,14 @@
 
 A perturbation ``delta`` of the state ``z^0`` of an input grows through the layers by the
 end-to-end Jacobian ``Phi^k = d z^k / d z^0 = D Phi_h^{k-1} ... D Phi_h^0``, the product of the
-layer maps' Jacobians along the input's trajectory (:func:`lib.stability.layer_jacobians`).
+layer maps' Jacobians along the input's trajectory (:func:`lib.folding.layer_jacobians`).
 The *largest* growth over all directions is its spectral norm ``|Phi^k|_2``
 (:func:`largest_growth`); a perturbation in one random direction ``u`` grows by
 ``|Phi^k u| / |u|``, which is smaller, often by a sizeable factor.  The statements that chapter
 6 tests are statements about the largest growth:
 
 - the eigenvalues' (frozen-coefficient) prediction ``exp(int alpha(J))``
-  (:func:`lib.stability.eigenvalue_growth`) is exact for a constant normal ``J`` and fails for a
+  (:func:`lib.spectra.eigenvalue_growth`) is exact for a constant normal ``J`` and fails for a
   constant non-normal one by the factor ``|e^{TJ}|_2 / e^{T alpha(J)}``; for
   ``J = [[a, c], [0, a]]`` that factor is ``c T / 2 + (1 + (c T / 2)^2)^(1/2)``
   (:func:`jordan_growth`);
@@ -29,18 +29,19 @@ from typing import NamedTuple
 import torch
 
 from .models import ODENet
-from .stability import (TrajectorySpectra, eigenvalue_growth, growth_bound, layer_jacobians,
-                        trajectory_spectra)
+from .folding import layer_jacobians
+from .one_sided import growth_bound
+from .spectra import TrajectorySpectra, eigenvalue_growth, trajectory_spectra
 
 __all__ = ["flow_jacobians", "largest_growth", "GrowthComparison", "growth_comparison",
-           "constant_network", "jordan_growth"]
+           "jordan_growth"]
 
 
 def flow_jacobians(net: ODENet, x: torch.Tensor) -> torch.Tensor:
     """The end-to-end Jacobians ``Phi^k = d z^k / d z^0`` of a single network at the
     inputs ``x`` ``[n, in_features]``, for ``k = 0..K``: shape ``[K+1, n, d, d]``,
     ``Phi^0 = I``.  ``Phi^{k+1} = D Phi_h(z^k; theta^k) Phi^k`` by the chain rule, with
-    the layer Jacobians of :func:`lib.stability.layer_jacobians` (any tableau, any
+    the layer Jacobians of :func:`lib.folding.layer_jacobians` (any tableau, any
     field)."""
     steps = layer_jacobians(net, x)
     eye = torch.eye(steps.shape[-1], dtype=steps.dtype, device=steps.device)
@@ -61,11 +62,11 @@ class GrowthComparison(NamedTuple):
     """The growth of perturbations of each input beside what the spectra say, against the
     layer times ``t`` ``[K+1]``: ``largest`` ``[K+1, n]`` (:func:`largest_growth`),
     ``random`` ``[K+1, n]`` (``|Phi^k u| / |u|`` for one random direction ``u`` per input),
-    ``eigenvalues`` ``[K+1, n]`` (:func:`lib.stability.eigenvalue_growth` along each
+    ``eigenvalues`` ``[K+1, n]`` (:func:`lib.spectra.eigenvalue_growth` along each
     trajectory), ``log_norms`` ``[K+1, n]`` (``exp(int mu_2(J))`` along each trajectory, a
-    bound on the flow's largest growth), ``bound`` ``[K+1]`` (:func:`lib.stability.growth_bound`
+    bound on the flow's largest growth), ``bound`` ``[K+1]`` (:func:`lib.one_sided.growth_bound`
     with each layer's estimated ``nu``, the largest ``mu_2`` over its states) and the
-    :class:`~lib.stability.TrajectorySpectra` they come from."""
+    :class:`~lib.spectra.TrajectorySpectra` they come from."""
 
     t: torch.Tensor
     largest: torch.Tensor
@@ -90,7 +91,7 @@ def growth_comparison(net: ODENet, x: torch.Tensor,
     growth in one random direction per input, drawn with ``generator``) beside the eigenvalues'
     prediction, the trajectory's log-norm bound and the estimated bound ``exp(int nu)``.  To
     compare with the flow of ``theta(t)`` rather than with the network's own steps, pass
-    ``lib.deep_limit.refine(net, m)``."""
+    ``net.refined(m)``."""
     spectra = trajectory_spectra(net, x)
     jac = flow_jacobians(net, x)
     u = torch.randn(x.shape[0], jac.shape[-1], generator=generator, dtype=x.dtype)

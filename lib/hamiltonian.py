@@ -25,20 +25,23 @@ non-separable ``H``.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
 from torch.autograd import forward_ad
 
+from . import state as tree
 from .activations import get_activation
-from .fields import VectorField, affine, draw_normal, member_generators
+from .fields import AffineParameters, VectorField, affine, draw_normal, member_generators
 from .integrators import Separable, rk_solve
+from .parameter_path import theta_at, theta_rate
 from .tableaux import (RK4, STORMER_VERLET, SYMPLECTIC_EULER_PZ, PartitionedTableau,
                        get_method)
 
 __all__ = ["HamiltonianField", "GeneralHamiltonianField", "SecondOrderField", "CoupledField",
-           "HAMILTONIAN_FIELDS", "theta_at", "theta_rate", "time_dependent", "EnergyRun",
+           "HAMILTONIAN_FIELDS", "time_dependent", "EnergyRun",
            "energy_run", "canonical_matrix", "symplectic_defect", "ExtendedRun", "extended_run",
            "extended_verlet_step", "reconstruction_error", "tangent_growth",
            "parametric_oscillator", "nonseparable_example", "symplectic_euler_general"]
@@ -105,19 +108,25 @@ class HamiltonianField(VectorField):
         """``d/de V(z; theta + e rate)`` at ``e = 0``, per row."""
         raise NotImplementedError
 
-    def separable(self, theta) -> Separable:
+    def vector_field(self, theta) -> Separable:
         """The layer's field as a :class:`~lib.integrators.Separable` ``(F(t, p), G(t, z))``
-        (autonomous: ``t`` is ignored), for :func:`~lib.integrators.rk_step`."""
+        (autonomous: ``t`` is ignored): a partitioned pair steps its two halves, a
+        Runge--Kutta tableau the whole field."""
         return Separable(lambda t, p: self.dz(p, theta), lambda t, z: self.dp(z, theta))
 
-    def forward(self, y: torch.Tensor, theta) -> torch.Tensor:
-        """The whole field on the joined state ``y = (z, p)`` ``[(S,) n, 2 width]``:
-        ``(dH/dp, -dH/dz)`` joined the same way."""
-        d = self.width
-        if not isinstance(y, torch.Tensor) or y.shape[-1] != 2 * d:
-            raise ValueError(f"y must be the joined state (z, p) with last dimension "
-                             f"2 width = {2 * d}, got {getattr(y, 'shape', type(y).__name__)}")
-        return torch.cat([self.dz(y[..., d:], theta), self.dp(y[..., :d], theta)], -1)
+    def initial_state(self, z0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The phase-space state ``(z^0, p^0) = (z0, 0)``: the network starts at rest (for the
+        second-order model ``z^(-1) = z^0``, as in Chang et al. 2018)."""
+        return z0, torch.zeros_like(z0)
+
+    def readout(self, state) -> torch.Tensor:
+        """The classifier reads ``z`` of the state ``(z, p)``."""
+        return state[0]
+
+    def forward(self, state, theta) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole field on the state ``(z, p)``: ``(dH/dp, -dH/dz)``."""
+        z, p = state
+        return self.dz(p, theta), self.dp(z, theta)
 
     def _check_pair(self, z, p) -> None:
         if not isinstance(z, torch.Tensor) or not isinstance(p, torch.Tensor):
@@ -171,7 +180,7 @@ class GeneralHamiltonianField(HamiltonianField):
         return f"{super().extra_repr()}, kinetic_activation={self.kinetic_activation!r}"
 
 
-class SecondOrderField(HamiltonianField):
+class SecondOrderField(AffineParameters, HamiltonianField):
     """The second-order model ``z'' = -A^T sigma(A z + b)``: ``T = |p|^2 / 2`` (``sigma_1 = id``,
     ``A_1 = I``, ``b_1 = 0``), ``V = gamma(A z + b) . 1``, so ``z' = p``,
     ``p' = -A^T sigma(A z + b)``.  Under symplectic Euler (``p`` first) with ``p^0 = 0`` its
@@ -205,7 +214,7 @@ class SecondOrderField(HamiltonianField):
         return torch.matmul(self.sigma(affine(z, A, b)), -A)
 
 
-class CoupledField(HamiltonianField):
+class CoupledField(AffineParameters, HamiltonianField):
     """The coupled model ``z' = A^T sigma(A p + b)``, ``p' = -A^T sigma(A z + b)``: one layer
     ``(A, b)`` and one activation for both halves,
     ``H = gamma(A p + b) . 1 + gamma(A z + b) . 1``."""
@@ -246,38 +255,6 @@ HAMILTONIAN_FIELDS: dict[str, type[HamiltonianField]] = {
 
 # --- time-dependent parameters --------------------------------------------------------------
 
-def _interpolation(field: VectorField, t: float, T: float, piece: int | None):
-    """``(k, w)`` with ``t = (k + w) T / (K - 1)``: ``k`` the linear piece (clamped to
-    ``0..K-2``, or ``piece`` when given, so that a step can stay on one piece up to its end)."""
-    K = field.layers
-    if K < 2:
-        raise ValueError(f"field must have at least two layers to interpolate, got {K}")
-    if isinstance(T, bool) or not isinstance(T, (int, float)) or not T > 0:
-        raise ValueError(f"T must be a positive number, got {T!r}")
-    if isinstance(t, bool) or not isinstance(t, (int, float)):
-        raise TypeError(f"t must be a Python number, got {type(t).__name__}")
-    s = t / T * (K - 1)
-    k = min(max(int(math.floor(s)), 0), K - 2) if piece is None else piece
-    return k, s - k
-
-
-def theta_at(field: VectorField, t: float, T: float, piece: int | None = None) -> tuple:
-    """The parameters ``theta(t)`` of a continuous model through the layers of ``field``:
-    linear between ``theta^k`` at ``t_k = k T / (K - 1)``, ``K = field.layers >= 2`` (with two
-    layers ``theta(t) = (1 - t/T) theta^0 + (t/T) theta^1``, smooth in ``t``).  ``piece``
-    chooses the linear piece ``[t_k, t_(k+1)]`` whose formula is used (default: the one that
-    contains ``t``)."""
-    k, w = _interpolation(field, t, T, piece)
-    return tuple((1 - w) * a + w * b for a, b in zip(field.layer(k), field.layer(k + 1)))
-
-
-def theta_rate(field: VectorField, t: float, T: float, piece: int | None = None) -> tuple:
-    """``d theta / dt`` of :func:`theta_at` on its linear piece."""
-    k, _ = _interpolation(field, t, T, piece)
-    rate = (field.layers - 1) / T
-    return tuple(rate * (b - a) for a, b in zip(field.layer(k), field.layer(k + 1)))
-
-
 def time_dependent(field: HamiltonianField, T: float) -> Separable:
     """The non-autonomous field ``(F(t, p), G(t, z))`` with ``theta(t) = theta_at(field, t, T)``."""
     return Separable(lambda t, p: field.dz(p, theta_at(field, t, T)),
@@ -307,9 +284,8 @@ def energy_run(field: HamiltonianField, theta, z0: torch.Tensor, p0: torch.Tenso
     field._check_pair(z0, p0)
     if not isinstance(every, int) or isinstance(every, bool) or every < 1:
         raise ValueError(f"every must be a positive integer, got {every!r}")
-    f = Separable(lambda k, t, p: field.dz(p, theta), lambda k, t, z: field.dp(z, theta))
     with torch.no_grad():
-        Z, P = rk_solve(f, (z0, p0), h, steps, method, trajectory=True)
+        Z, P = rk_solve(field.vector_field(theta), (z0, p0), h, steps, method, trajectory=True)
         Z, P = Z[::every], P[::every]
         H = field.energy(Z.flatten(0, 1), P.flatten(0, 1), theta).view(Z.shape[:2])
     t = h * every * torch.arange(Z.shape[0], dtype=z0.dtype, device=z0.device)
@@ -344,6 +320,17 @@ def symplectic_defect(step: Callable, z: torch.Tensor, p: torch.Tensor) -> torch
         return (M.mT @ J @ M - J).abs().amax()
 
 
+def _require_hamiltonian(net, members: bool) -> None:
+    """A ``TypeError`` unless ``net`` is an ODENet with a Hamiltonian field (and no members
+    unless ``members``)."""
+    from .models import ODENet
+
+    if (not isinstance(net, ODENet) or not isinstance(net.field, HamiltonianField)
+            or (not members and net.members is not None)):
+        raise TypeError(f"net must be a {'' if members else 'single (no members) '}Hamiltonian "
+                        "lib.models.ODENet")
+
+
 def reconstruction_error(net, x: torch.Tensor, per_point: bool = False) -> torch.Tensor:
     """How well a Hamiltonian network run backwards recovers its input: the largest entry of
     ``|Phi^(-1)(Phi(z^0, p^0)) - (z^0, p^0)|`` relative to the largest entry of the states
@@ -351,12 +338,11 @@ def reconstruction_error(net, x: torch.Tensor, per_point: bool = False) -> torch
     inputs ``x`` of ``net`` (an :class:`~lib.models.ODENet` with an invertible method, see
     :meth:`~lib.models.ODENet.inverse`); one value per member ``[S]``, or 0-dim.  With
     ``per_point`` the error of each input, on the same scale, ``[(S,) n]``."""
-    if not getattr(net, "is_hamiltonian", False):
-        raise TypeError("net must be a Hamiltonian lib.models.ODENet")
+    _require_hamiltonian(net, members=True)
     with torch.no_grad():
         states = net.trajectory(x)
         d = net.width
-        back = torch.cat(net.inverse((states[-1, ..., :d], states[-1, ..., d:])), -1)
+        back = tree.join(net.inverse((states[-1, ..., :d], states[-1, ..., d:])))
         dims = tuple(range(-2, 0))
         error = (back - states[0]).abs().amax(-1 if per_point else dims)
         scale = states.abs().amax(0).amax(dims)
@@ -372,22 +358,18 @@ def tangent_growth(net, x: torch.Tensor) -> torch.Tensor:
     ``M^(-1) = J^T M^T J`` has the same norm as ``M``: this is also how much the inverse
     network amplifies an error in ``y^k`` on its way back to ``y^0`` (the round-off of
     :func:`reconstruction_error`), and ``log ||M|| / t`` is the finite-time Lyapunov exponent."""
-    if not getattr(net, "is_hamiltonian", False) or net.members is not None:
-        raise TypeError("net must be a single Hamiltonian lib.models.ODENet (no members)")
+    _require_hamiltonian(net, members=False)
     z, p = net.lift(x)
     n, d = z.shape
     D = 2 * d
     y = torch.cat([z, p], -1).unsqueeze(1).expand(n, D, D).reshape(n * D, D)
     tangent = torch.eye(D, dtype=y.dtype, device=y.device).expand(n, D, D).reshape(n * D, D)
 
-    def layer(k, u):
-        return torch.cat(net.step(k, (u[:, :d], u[:, d:])), -1)
-
     tangents = [tangent]
     with torch.no_grad(), forward_ad.dual_level():
         y = forward_ad.make_dual(y, tangent)
-        for k in range(net.depth):
-            y = layer(k, y)
+        for layer in net.layers():
+            y = tree.on_joined(layer, (z, p))(y)
             tangents.append(forward_ad.unpack_dual(y).tangent)
     # the norms of 256 layers at a time: one batched call instead of one per layer
     return torch.cat([torch.linalg.matrix_norm(torch.stack(part).view(-1, n, D, D), 2)
@@ -457,9 +439,8 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
                          f"on the extended phase space), got the pair {method.name!r}")
     h = T / steps
 
-    def f(k, t, y):
+    def f(t, y, piece):
         z, p, _ = y
-        piece = k * pieces // steps
         theta = theta_at(field, t, T, piece)
         dHdt = field.energy_rate(z, p, theta, theta_rate(field, t, T, piece))
         return field.dz(p, theta), field.dp(z, theta), -dHdt
@@ -473,7 +454,8 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
                                                    k * pieces // steps))
             Z, P, Pt = (torch.stack(c) for c in zip(*states))
         else:
-            Z, P, Pt = rk_solve(f, state, h, steps, method, trajectory=True)
+            fields = [partial(f, piece=k * pieces // steps) for k in range(steps)]
+            Z, P, Pt = rk_solve(fields, state, h, steps, method, trajectory=True)
         t = torch.linspace(0, T, steps + 1, dtype=z0.dtype, device=z0.device)
         H = torch.stack([field.energy(zk, pk, theta_at(field, float(tk), T))
                          for tk, zk, pk in zip(t, Z, P)])

@@ -5,9 +5,9 @@ One step of an explicit method ``(a, b, c)`` with step ``h`` (Hairer, Norsett & 
 
     Z_i = z + h sum_{j<i} a_ij k_j,   k_i = f(t + c_i h, Z_i),   z_next = z + h sum_i b_i k_i.
 
-A network layer is one such step with the layer's own parameters ``theta^k`` held fixed,
-so the vector field of a solve is ``f(k, t, z)``: step index, time, state.  With the Euler
-tableau and ``h = 1`` a step is exactly the ResNet layer ``z + f(z)``.
+Every vector field here has one signature, ``f(t, z)``: time, state.  A network layer is one
+such step with the layer's own parameters ``theta^k`` held fixed (:class:`lib.layers.Layer`);
+with the Euler tableau and ``h = 1`` it is exactly the ResNet layer ``z + f(z)``.
 
 The state may also be a tuple of tensors (the same tableau steps each component), and a
 :class:`~lib.tableaux.PartitionedTableau` steps a pair ``(z, p)`` of a separable field
@@ -20,20 +20,20 @@ kernel and zero coefficients cost nothing.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Callable, NamedTuple
 
 import torch
 
+from . import state
 from .tableaux import ButcherTableau, PartitionedTableau, get_method
+from .validate import positive_int
 
 Field = Callable[[float, torch.Tensor], torch.Tensor]
-LayerField = Callable[[int, float, torch.Tensor], torch.Tensor]
 
 
 class Separable(NamedTuple):
     """A separable field ``z' = F(t, p)``, ``p' = G(t, z)`` on the state ``(z, p)``:
-    ``dz = F`` and ``dp = G``.  In a solve each takes the step index first, ``F(k, t, p)``.
+    ``dz = F`` and ``dp = G``.
 
     Calling it gives the whole field, ``f(t, (z, p)) = (F(t, p), G(t, z))``, so a Runge--Kutta
     tableau can step it too; a :class:`~lib.tableaux.PartitionedTableau` needs the two halves.
@@ -42,9 +42,9 @@ class Separable(NamedTuple):
     dz: Callable
     dp: Callable
 
-    def __call__(self, *args):
-        *head, (z, p) = args
-        return self.dz(*head, p), self.dp(*head, z)
+    def __call__(self, t, state):
+        z, p = state
+        return self.dz(t, p), self.dp(t, z)
 
 
 def require_explicit(tableau: ButcherTableau) -> ButcherTableau:
@@ -108,7 +108,7 @@ def _check_method(f, method):
         raise TypeError(
             f"method {method.name!r} is a partitioned pair: it steps z and p with different "
             "tableaux, which needs a separable field z' = F(t, p), p' = G(t, z). Pass the field "
-            "as lib.integrators.Separable(F, G) (a Hamiltonian field's .separable(theta) is one), "
+            "as lib.integrators.Separable(F, G) (a Hamiltonian field's .vector_field(theta) is one), "
             f"not a {type(f).__name__}; for a field that is not separable use a Runge--Kutta "
             "tableau such as 'rk4' on the tuple state")
     return require_explicit_pair(method)
@@ -118,10 +118,17 @@ def rk_step(f, t: float, z, h: float, tableau, times: str = "argument"):
     """One explicit step from ``(t, z)`` of size ``h``: for a tableau, of ``z' = f(t, z)`` with a
     tensor or tuple state; for a :class:`~lib.tableaux.PartitionedTableau`, of the
     :class:`Separable` field ``f`` with the state ``(z, p)`` and stage times ``times``
-    (:meth:`~lib.tableaux.PartitionedTableau.slope_times`)."""
+    (:meth:`~lib.tableaux.PartitionedTableau.slope_times`).  Checks its arguments, then
+    :func:`advance`."""
     method = _check_method(f, tableau)
     _check_state(z, method)
-    h = _check_step(h)
+    return advance(f, t, z, _check_step(h), method, times)
+
+
+def advance(f, t: float, z, h: float, method, times: str = "argument"):
+    """:func:`rk_step` without the checks, for a caller that validated ``method`` (an explicit
+    tableau or pair object), the field and ``h`` once: the layer map of a network
+    (:class:`lib.layers.Layer`), which takes this step ``K`` times per forward pass."""
     if isinstance(method, PartitionedTableau):
         return partitioned_step(f, t, z, h, method, method.slope_times(times))
     combine = weighted_sum if isinstance(z, torch.Tensor) else _weighted_sums
@@ -167,40 +174,23 @@ def rk_solve(f, z0, h: float, steps: int, tableau, t0: float = 0.0,
              trajectory: bool = False, times: str = "argument"):
     """``steps`` explicit steps of size ``h`` from ``z(t0) = z0``.
 
-    ``f(k, t, z)`` is the vector field used during step ``k`` (a network holds its
-    layer parameters ``theta^k`` fixed there); for a pair, a :class:`Separable` of
-    ``F(k, t, p)`` and ``G(k, t, z)``.  Returns ``z^K``, or with ``trajectory=True`` the stacked
-    states ``[z^0, ..., z^K]`` of shape ``[K+1, *z0.shape]``; a tuple state gives a tuple of
-    such stacks, one per component.
+    ``f(t, z)`` is the vector field, or a sequence of ``steps`` fields, the one used during step
+    ``k`` (a :class:`Separable` for a pair).  Returns ``z^K``, or with ``trajectory=True`` the
+    stacked states ``[z^0, ..., z^K]`` of shape ``[K+1, *z0.shape]``; a tuple state gives a tuple
+    of such stacks, one per component (:func:`lib.state.stack`).
     """
-    if not isinstance(z0, (torch.Tensor, tuple)):
-        raise TypeError(f"z0 must be a torch.Tensor or a tuple of tensors, got {type(z0).__name__}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    method = _check_method(f, tableau)
-    _check_state(z0, method)
+    state.check(z0, "z0")
+    positive_int(steps, "steps")
+    fields = list(f) if isinstance(f, (list, tuple)) and not isinstance(f, Separable) else [f] * steps
+    if len(fields) != steps:
+        raise ValueError(f"f must be one field or a sequence of steps = {steps} fields, got "
+                         f"{len(fields)}")
+    methods = [_check_method(field, tableau) for field in fields]
+    _check_state(z0, methods[0])
     h = _check_step(h)
-    if isinstance(z0, torch.Tensor):  # the explicit Runge--Kutta solve of chapters 1-4
-        z = z0
-        states = [z0]
-        for k in range(steps):
-            z = _step(lambda t, x, k=k: f(k, t, x), t0 + k * h, z, h, method)
-            if trajectory:
-                states.append(z)
-        return torch.stack(states) if trajectory else z
-    if isinstance(method, PartitionedTableau):
-        slope_times = method.slope_times(times)
-
-        def one(k, t, y):
-            layer = Separable(partial(f.dz, k), partial(f.dp, k))
-            return partitioned_step(layer, t, y, h, method, slope_times)
-    else:
-        def one(k, t, y):
-            return _step(lambda s, x: f(k, s, x), t, y, h, method, _weighted_sums)
-    y = z0
-    states = [z0]
-    for k in range(steps):
-        y = one(k, t0 + k * h, y)
+    y, states = z0, [z0]
+    for k, field in enumerate(fields):
+        y = advance(field, t0 + k * h, y, h, methods[0], times)
         if trajectory:
             states.append(y)
-    return tuple(torch.stack(c) for c in zip(*states)) if trajectory else y
+    return state.stack(states) if trajectory else y

@@ -11,13 +11,13 @@ eigenvalues ``1 - h omega``, ``omega`` in ``[0, ||A||_2^2]``, so
 
 which is 1 exactly when ``h ||A||_2^2 <= 2`` (Sherry et al. 2024, Physica D 463, Theorem 3.2;
 Celledoni et al. 2023, SIAM J. Sci. Comput.).  A ResNet layer ``z + h sigma(A z + b)`` has
-the bound ``1 + h ||A||_2`` (:func:`lib.stability.step_lipschitz_bounds`), above 1 whenever
+the bound ``1 + h ||A||_2`` (:func:`lib.folding.step_lipschitz_bounds`), above 1 whenever
 ``A != 0``.  A network ``x -> W Phi_K(... Phi_1(P x))`` is Lipschitz with the product of the
 bounds of its lift ``P``, its layers and its read-out ``W`` (each ``||.||_2``).
 
 :func:`nonexpansive_constraint` keeps ``h ||A^k||_2^2 <= limit`` (``limit = 2`` for
 non-expansive layers) and ``||P||_2, ||W||_2 <= 1`` by rescaling after every optimiser step
-(:func:`lib.train.train`'s ``constraint``), as spectral normalisation does (Miyato et al.
+(:func:`lib.train`'s ``constraint``), as spectral normalisation does (Miyato et al.
 2018), with the exact largest singular value.  :func:`lipschitz_estimate` searches for the
 largest quotient ``|F(x) - F(x')| / |x - x'|`` by gradient ascent, a lower estimate of the
 Lipschitz constant.
@@ -31,7 +31,7 @@ import torch
 
 from .fields import GradientField, ResNetField, positive_int
 from .models import ODENet
-from .stability import step_lipschitz_bounds
+from .folding import step_lipschitz_bounds
 
 __all__ = ["spectral_norms", "scale_to_norm", "nonexpansive_constraint", "layer_bounds",
            "network_bound", "lipschitz_estimate", "gradient_layer", "step_quotients"]
@@ -69,7 +69,7 @@ def _readout(net: ODENet) -> torch.Tensor:
 
 def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
                             ) -> Callable[[ODENet], None]:
-    """The constraint for :func:`lib.train.train`: after it, every layer of the gradient
+    """The constraint for :func:`lib.train`: after it, every layer of the gradient
     network has ``h ||A^k||_2^2 <= limit``, the linear lift ``||P||_2 <= 1`` and, with
     ``readout``, the read-out ``||W||_2 <= 1`` (a 1-Lipschitz read-out).  ``limit = 2``
     makes every layer non-expansive; above 2 a layer may expand by ``limit - 1``."""
@@ -176,4 +176,5 @@ def step_quotients(net: ODENet, pairs: int = 4000, scale: float = 0.1,
     z2 = z1 + separation * torch.randn(pairs, net.width, generator=generator, dtype=like.dtype)
     z1, z2 = z1.to(like.device), z2.to(like.device)
     with torch.no_grad():
-        return (net.step(0, z1) - net.step(0, z2)).norm(dim=1) / (z1 - z2).norm(dim=1)
+        layer = net.layer(0)
+        return (layer(z1) - layer(z2)).norm(dim=1) / (z1 - z2).norm(dim=1)

@@ -30,10 +30,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .fields import VectorField, affine, draw_normal, make_field, member_generators, positive_int
-from .hamiltonian import HamiltonianField
-from .integrators import Separable, require_explicit, require_explicit_pair, rk_solve, rk_step
+from . import state as tree
+from .fields import VectorField, affine, draw_normal, make_field, member_generators
+from .integrators import Separable, require_explicit, require_explicit_pair
+from .layers import Layer
 from .tableaux import PartitionedTableau, get_method
+from .validate import positive_int, tensor
 
 __all__ = ["Classifier", "LinearLift", "ODENet"]
 
@@ -157,7 +159,6 @@ class ODENet(nn.Module):
         else:
             raise TypeError(f"field must be a name or a VectorField (an object, or a subclass to "
                             f"build), got {type(field).__name__}")
-        self.depth = self.field.layers
         self.in_features = positive_int(in_features, "in_features")
         if lift not in ("pad", "linear"):
             raise ValueError(f"lift must be 'pad' or 'linear', got {lift!r}")
@@ -168,7 +169,6 @@ class ODENet(nn.Module):
                                   and math.isfinite(T) and T > 0):
             raise ValueError(f"T must be a positive finite number or None (h = 1), got {T!r}")
         self.T = float(self.depth if T is None else T)
-        self.h = self.T / self.depth
         self.tableau = self._method(method)
         self.classifier = Classifier(self.width, classes, generator=member_gens)
         self.linear_lift = (LinearLift(self.width, in_features, generator=member_gens)
@@ -177,7 +177,7 @@ class ODENet(nn.Module):
     def _method(self, method) -> object:
         method = get_method(method)
         if isinstance(method, PartitionedTableau):
-            if not self.is_hamiltonian:
+            if not isinstance(self.field.vector_field(self.field.layer(0)), Separable):
                 raise TypeError(
                     f"method {method.name!r} is a partitioned pair, which steps a state (z, p) of "
                     f"a separable Hamiltonian field; the field {type(self.field).__name__} is not "
@@ -191,10 +191,14 @@ class ODENet(nn.Module):
         return self.field.width
 
     @property
-    def is_hamiltonian(self) -> bool:
-        """True when the field is a :class:`~lib.hamiltonian.HamiltonianField`: the state is then
-        the pair ``(z, p)``."""
-        return isinstance(self.field, HamiltonianField)
+    def depth(self) -> int:
+        """The number of layers ``K``, the field's."""
+        return self.field.layers
+
+    @property
+    def h(self) -> float:
+        """The step ``h = T / K``."""
+        return self.T / self.depth
 
     @property
     def members(self) -> int | None:
@@ -215,13 +219,12 @@ class ODENet(nn.Module):
         return single
 
     def lift(self, x: torch.Tensor):
-        """Zero-pad inputs ``[n, in_features]`` to features ``[n, width]`` (or apply the
-        :class:`LinearLift` of ``lift="linear"``); with members, inputs
-        ``[S, n, in_features]`` (one data set per member) or ``[n, in_features]`` (shared).  For a
-        Hamiltonian network the state ``(z^0, p^0)`` with ``p^0 = 0`` (the network starts at rest:
-        for the second-order model ``z^(-1) = z^0``, as in Chang et al. 2018)."""
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        """The first state: inputs ``[n, in_features]`` zero-padded to ``[n, width]`` (or mapped
+        by the :class:`LinearLift` of ``lift="linear"``), then the field's
+        :meth:`~lib.fields.VectorField.initial_state` (for a Hamiltonian field ``(z^0, 0)``).
+        With members, inputs ``[S, n, in_features]`` (one data set per member) or
+        ``[n, in_features]`` (shared)."""
+        tensor(x, "x")
         S = self.members
         shapes = f"[n, {self.in_features}]" + ("" if S is None else f" or [{S}, n, {self.in_features}]")
         if x.dim() == 2 and S is not None:
@@ -231,76 +234,73 @@ class ODENet(nn.Module):
             raise ValueError(f"x must have shape {shapes}, got {list(x.shape)}")
         z0 = (nn.functional.pad(x, (0, self.width - self.in_features))
               if self.linear_lift is None else self.linear_lift(x))
-        return (z0, torch.zeros_like(z0)) if self.is_hamiltonian else z0
+        return self.field.initial_state(z0)
 
-    def _layer_field(self, thetas):
-        """The field of a solve, ``f(k, t, state)`` with ``theta^k = thetas[k]``."""
-        if self.is_hamiltonian:
-            return Separable(lambda k, t, p: self.field.dz(p, thetas[k]),
-                             lambda k, t, z: self.field.dp(z, thetas[k]))
-        return lambda k, t, z: self.field(z, thetas[k])
+    def layer(self, k: int, theta=None) -> Layer:
+        """Layer ``k`` as a map of states, ``y -> Phi_h(y; theta^k)`` from ``t_k = k h``
+        (:class:`~lib.layers.Layer`); ``theta`` defaults to ``field.layer(k)``."""
+        if theta is None:
+            theta = self.field.layer(k)
+        elif not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < self.depth:
+            raise ValueError(f"k must be a layer index in 0..{self.depth - 1}, got {k!r}")
+        return Layer(self.field, tuple(theta), self.tableau, k * self.h, self.h)
 
-    def _solve(self, x: torch.Tensor, trajectory: bool):
-        return rk_solve(self._layer_field(self.field.thetas()), self.lift(x), self.h,
-                        self.depth, self.tableau, trajectory=trajectory)
+    def layers(self) -> list[Layer]:
+        """All ``K`` layers, their parameters taken by one ``unbind`` per stacked tensor."""
+        return [Layer(self.field, theta, self.tableau, k * self.h, self.h)
+                for k, theta in enumerate(self.field.thetas())]
+
+    def batched_layers(self, thetas) -> Layer:
+        """All ``K`` layers as one map of stacked states ``[K, n, width]`` (``y^k`` in row ``k``),
+        the layers' parameters ``thetas`` stacked ``[K, ...]`` along the batch axis, as members
+        are (a single network; the fields are autonomous, so the layers' times play no part):
+        one batched step instead of ``K`` (chapter 7's method of successive approximations)."""
+        if self.members is not None:
+            raise ValueError(f"net has {self.members} members; batched_layers batches the layers "
+                             "of one network: pass net.member(s)")
+        return Layer(self.field, tuple(thetas), self.tableau, 0.0, self.h)
+
+    def states(self, x: torch.Tensor) -> list:
+        """The states ``[y^0, ..., y^K]`` of the inputs ``x``: ``y^0 = lift(x)``,
+        ``y^{k+1} = layer(k)(y^k)``; each a tensor ``[(S,) n, width]`` or a pair."""
+        states = [self.lift(x)]
+        for layer in self.layers():
+            states.append(layer(states[-1]))
+        return states
+
+    def final_state(self, x: torch.Tensor):
+        """The last state ``y^K`` (the pair ``(z^K, p^K)`` for a Hamiltonian network)."""
+        y = self.lift(x)
+        for layer in self.layers():
+            y = layer(y)
+        return y
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The final features ``z^K`` the classifier reads, shape ``[(S,) n, width]``."""
-        out = self._solve(x, trajectory=False)
-        return out[0] if self.is_hamiltonian else out
-
-    def final_state(self, x: torch.Tensor):
-        """The final state: ``z^K``, or for a Hamiltonian network the pair ``(z^K, p^K)``."""
-        return self._solve(x, trajectory=False)
+        return self.field.readout(self.final_state(x))
 
     def trajectory(self, x: torch.Tensor) -> torch.Tensor:
-        """The states of all layers ``[z^0, ..., z^K]``, shape ``[K+1, (S,) n, width]``.  For a
-        Hamiltonian network the phase-space states ``(z^k, p^k)`` joined along the last axis,
-        ``[K+1, (S,) n, 2 width]`` (``z^k`` first), the states its field acts on."""
-        out = self._solve(x, trajectory=True)
-        return torch.cat(out, -1) if self.is_hamiltonian else out
-
-    def _layer_map(self, k: int, theta, inverse: bool):
-        if theta is None:
-            theta = self.field.layer(k)
-        elif not isinstance(k, int) or not 0 <= k < self.depth:
-            raise ValueError(f"k must be a layer index in 0..{self.depth - 1}, got {k!r}")
-        f = (self.field.separable(theta) if self.is_hamiltonian
-             else lambda t, z: self.field(z, theta))
-        if not inverse:
-            return f, k * self.h, self.h, self.tableau
-        if not isinstance(self.tableau, PartitionedTableau) or not self.tableau.adjoint.is_explicit:
-            raise ValueError(
-                f"the layers of this network (method {self.tableau.name!r}) have no explicit "
-                "inverse: a Runge--Kutta step is inverted by its adjoint method, which is implicit "
-                "for an explicit tableau. Use a Hamiltonian field with a symplectic pair such as "
-                "'stormer_verlet' or 'symplectic_euler'")
-        return f, (k + 1) * self.h, -self.h, self.tableau.adjoint
-
-    def step(self, k: int, state, theta=None):
-        """Layer ``k``: one step ``Phi_h(state; theta^k)`` (``theta`` defaults to
-        ``field.layer(k)``), exactly the operations of layer ``k`` in :meth:`features`."""
-        f, t, h, method = self._layer_map(k, theta, inverse=False)
-        return rk_step(f, t, state, h, method)
-
-    def inverse_step(self, k: int, state, theta=None):
-        """The inverse of layer ``k``, ``Phi_h^(-1)(state; theta^k)``: one step of size ``-h`` of
-        the adjoint pair (:attr:`~lib.tableaux.PartitionedTableau.adjoint`), explicit for
-        symplectic Euler and Störmer--Verlet.  Exact in exact arithmetic; in floating point the
-        reconstruction differs by round-off."""
-        f, t, h, method = self._layer_map(k, theta, inverse=True)
-        return rk_step(f, t, state, h, method)
+        """The states of all layers stacked, ``[K+1, (S,) n, width]``; a pair state joined along
+        the last axis (:func:`lib.state.join`), ``[K+1, (S,) n, 2 width]`` with ``z^k`` first."""
+        return tree.join(tree.stack(self.states(x)))
 
     def inverse(self, state, trajectory: bool = False):
-        """Run the layers backwards from ``state = (z^K, p^K)`` to the reconstructed
-        ``(z^0, p^0)`` with :meth:`inverse_step`; with ``trajectory`` the reconstructed states of
-        all layers in layer order, joined like :meth:`trajectory` ``[K+1, (S,) n, 2 width]``."""
+        """Run the layers backwards from ``state = y^K`` with their inverses
+        (:meth:`~lib.layers.Layer.inverse`) to the reconstructed ``y^0``; with ``trajectory``
+        the reconstructed states of all layers in layer order, joined like :meth:`trajectory`."""
         states = [state]
-        for k in range(self.depth - 1, -1, -1):
-            states.append(self.inverse_step(k, states[-1]))
-        if not trajectory:
-            return states[-1]
-        return torch.stack([torch.cat(s, -1) for s in states[::-1]])
+        for layer in reversed(self.layers()):
+            states.append(layer.inverse()(states[-1]))
+        return tree.join(tree.stack(states[::-1])) if trajectory else states[-1]
+
+    def refined(self, m: int) -> "ODENet":
+        """The same continuous model (same ``T``, ``theta(t)``, field, method and classifier)
+        with ``m`` times as many layers: each ``theta^k`` repeated ``m`` times, step ``h / m``.
+        A new network; ``self`` is unchanged."""
+        positive_int(m, "m")
+        fine = copy.deepcopy(self)
+        fine.field.repeat_layers(m)
+        return fine
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The logits ``w^T z^K + w0``: shape ``[(S,) n]`` for two classes, ``[(S,) n, classes]``

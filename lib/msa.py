@@ -1,7 +1,7 @@
 """Training by the maximum principle: the method of successive approximations (chapter 7).
 
 The network ``z^{k+1} = Phi_h(z^k; theta^k)`` with the data loss ``E`` has the costates
-``p^k = dE/dz^k`` of :func:`lib.adjoint.costates` (lib's sign: Pontryagin's costate is
+``p^k = dE/dz^k`` of :func:`lib.bilinear.costates` (lib's sign: Pontryagin's costate is
 ``-p``).  With ``lambda_n = n p_n``, the costate of point ``n``'s own loss, the discrete
 maximum principle (Li, Chen, Tai & E, JMLR 2018, Theorem 3) says that at an optimum each
 ``theta^k`` maximises the layer's Hamiltonian
@@ -23,7 +23,7 @@ step on ``E``).  For a field linear in binary weights ``A in {-1, +1}`` (:class:
 ``H_k`` is linear in ``A`` and its maximiser is a sign (Li & Hao, ICML 2018):
 :func:`sign_rule`, with the E-MSA penalty in its proximal form ``-rho |A - A_old|^2 / 2``.
 
-:func:`msa` gives a strategy for :func:`lib.train.train`'s ``optimizer``; the classifier's
+:func:`msa` gives a strategy for :func:`lib.train`'s ``optimizer``; the classifier's
 parameters, outside the layers, take a gradient step of size ``lr``.
 """
 from __future__ import annotations
@@ -34,11 +34,10 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .adjoint import costates
+from .bilinear import costates
 from .fields import VectorField, draw_normal, member_generators
-from .integrators import rk_step
+from .losses import LOSSES
 from .models import ODENet
-from .train import LOSSES
 
 __all__ = ["BinaryField", "layer_maps", "augmented_hamiltonian", "maximise_hamiltonian",
            "sign_rule", "MSA", "msa", "StraightThrough"]
@@ -63,10 +62,9 @@ class BinaryField(VectorField):
 
 def layer_maps(net: ODENet, states: torch.Tensor, thetas) -> torch.Tensor:
     """``Phi_h(z^k; theta^k)`` for all layers at once: ``states`` ``[K, n, d]`` holds ``z^k``,
-    ``thetas`` the stacked ``[K, ...]`` parameters; the layers are the batch of one
-    :func:`lib.integrators.rk_step` of the network's own field and tableau."""
-    thetas = tuple(thetas)
-    return rk_step(lambda t, z: net.field(z, thetas), 0.0, states, net.h, net.tableau)
+    ``thetas`` the stacked ``[K, ...]`` parameters; the layers are the batch of one step of
+    the network's own field and tableau (:meth:`lib.models.ODENet.batched_layers`)."""
+    return net.batched_layers(thetas)(states)
 
 
 def augmented_hamiltonian(net: ODENet, states: torch.Tensor, lam: torch.Tensor, thetas,
@@ -115,8 +113,8 @@ def sign_rule(M: torch.Tensor, A_old: torch.Tensor, rho: float = 0.0) -> torch.T
 
 class MSA(torch.optim.Optimizer):
     """One iteration of the MSA as a ``torch.optim.Optimizer`` over ``net``'s parameters, for
-    :func:`lib.train.train`.  ``step()`` sweeps forward for ``[z^0..z^K]`` and backward for
-    the exact costates (:func:`lib.adjoint.costates`), then sets the layer parameters to the
+    :func:`lib.train`.  ``step()`` sweeps forward for ``[z^0..z^K]`` and backward for
+    the exact costates (:func:`lib.bilinear.costates`), then sets the layer parameters to the
     maximiser of the (augmented, ``rho > 0``) Hamiltonian: by ``inner_steps`` steps of
     gradient ascent of size ``inner_lr``, or, with ``binary``, by :func:`sign_rule`.  The
     classifier takes a gradient step ``lr`` with the gradient ``train`` left in ``.grad``."""
@@ -169,7 +167,7 @@ class MSA(torch.optim.Optimizer):
 
 
 def msa(net: ODENet, X: torch.Tensor, y: torch.Tensor, **options) -> Callable:
-    """The strategy for ``lib.train.train(net, X, y, optimizer=msa(net, X, y, ...))``: a
+    """The strategy for ``lib.train(net, X, y, optimizer=msa(net, X, y, ...))``: a
     factory ``params -> MSA(net, X, y, **options)`` (``options`` as :class:`MSA`'s)."""
     def make(params) -> MSA:
         return MSA(net, X, y, **options)

@@ -348,7 +348,7 @@ def sharpness(net, X: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy"
     ``theta' = -grad E`` linearised to ``delta' = -Hess E delta``, stable iff
     ``lr < 2 / L``.  Power iteration finds the eigenvalue of largest modulus: at a minimum
     that is ``L``."""
-    from .train import LOSSES, check_data
+    from .losses import LOSSES, check_data
 
     check_data(net, X, y, "(X, y)", loss)
     names = [name for name, _ in net.named_parameters()]
@@ -371,12 +371,13 @@ def sharpness(net, X: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy"
 
 def layer_displacements(net, X: torch.Tensor, y: torch.Tensor, optimizer, lr: float,
                         iterations: int, loss: str = "cross_entropy") -> torch.Tensor:
-    """Train a copy of ``net`` with :func:`lib.train.train` (``optimizer``, ``lr``) and return
+    """Train a copy of ``net`` with :func:`lib.train` (``optimizer``, ``lr``) and return
     ``|theta^k_end - theta^k_0|`` for each layer ``k`` ``[K]``, over all of the layer's field
     parameters: how far the optimiser moves each layer."""
     import copy
 
-    from .train import parameter_path, train
+    from .parameter_path import parameter_path
+    from .training import train
 
     net = copy.deepcopy(net)
     before = parameter_path(net)

@@ -29,10 +29,11 @@ import torch
 from torch.nn import functional as F_
 
 from .data import digits
-from .fields import positive_int
+from .validate import positive_int
 from .lipschitz import lipschitz_estimate, network_bound, nonexpansive_constraint
 from .models import ODENet
-from .train import History, accuracy, train
+from .losses import accuracy
+from .training import History, train
 
 __all__ = ["margins", "certified_radius", "certified_accuracy", "pgd", "attacked_accuracy",
            "minimal_radius", "tempered_cross_entropy", "DigitsRun", "build", "train_digits",

@@ -9,7 +9,7 @@ import torch
 from matplotlib.colors import ListedColormap
 
 from ..models import ODENet
-from ..train import History
+from ..training import History
 from .style import MAX_COLUMNS, panels
 
 CLASS_COLOURS = ("#1f77b4", "#d62728")
@@ -232,10 +232,10 @@ def determinant_signs(net: ODENet, X: torch.Tensor, y: torch.Tensor,
                       layers: Sequence[int] | None = None, resolution: int = 100,
                       margin: float = 0.3):
     """Where each chosen layer folds: the input plane shaded where ``det D Phi_h < 0`` at the
-    state ``z^k(x)`` that layer ``k`` receives (:func:`lib.stability.layer_determinants`), with
+    state ``z^k(x)`` that layer ``k`` receives (:func:`lib.folding.layer_determinants`), with
     the curve ``det = 0`` and the data ``(X, y)``.  By default the (at most three) layers that
     fold the largest part of the plotted box."""
-    from ..stability import layer_determinants
+    from ..folding import layer_determinants
 
     if net.in_features != 2:
         raise ValueError("determinant_signs draws networks with 2-D inputs only")

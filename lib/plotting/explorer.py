@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from ..data import make_dataset
 from ..activations import ACTIVATIONS
 from ..models import ODENet
-from ..train import train
+from ..training import train
 from .classification import decision_regions, scatter_classes
 from .style import panels
 

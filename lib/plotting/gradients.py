@@ -1,4 +1,4 @@
-"""Figures for the gradient computations of :mod:`lib.adjoint`: how far the black-box adjoint's
+"""Figures for the gradient computations of :mod:`lib.gradients`: how far the black-box adjoint's
 backward reconstruction of the states drifts from the forward states, and how the peak memory
 of each gradient method grows with the depth."""
 from __future__ import annotations
@@ -48,7 +48,7 @@ def memory_vs_depth(depths: Sequence[int], peaks: Mapping[str, Sequence[float]],
 def layer_gradients(t: torch.Tensor, curves: Mapping[str, torch.Tensor],
                     title: str | None = None):
     """For each labelled set of networks, the norm of the discrete ``dH/dtheta + dR/dtheta``
-    per layer (:func:`lib.adjoint.hamiltonian_gradient`, :func:`lib.adjoint.layer_norms`)
+    per layer (:func:`lib.pontryagin.hamiltonian_gradient`, :func:`lib.pontryagin.layer_norms`)
     against the layer time ``t_k``, on a logarithmic scale: one colour per label, one line per
     network (rows of a ``[S, K]`` tensor, or a single ``[K]`` curve)."""
     fig, ax = plt.subplots(figsize=(5.6, 3.4))
@@ -68,7 +68,7 @@ def layer_gradients(t: torch.Tensor, curves: Mapping[str, torch.Tensor],
 def invariant_drift(t: torch.Tensor, invariants: Mapping[str, torch.Tensor],
                     eps: float | None = None, title: str | None = None):
     """For each labelled backward sweep, the relative change of the bilinear quantity
-    ``<p^k, dz^k>`` (:func:`lib.adjoint.bilinear_invariant`) from its value at ``t_K = T``,
+    ``<p^k, dz^k>`` (:func:`lib.bilinear.bilinear_invariant`) from its value at ``t_K = T``,
     ``|I_k - I_K| / |I_K|``, against ``t_k`` on a logarithmic scale (exact zeros, such as
     ``k = K`` itself, are left out).  ``eps``, if given, is drawn as a dotted line: the unit
     round-off."""

@@ -9,7 +9,7 @@ import torch
 from matplotlib.ticker import NullFormatter
 
 from ..hamiltonian import EnergyRun, ExtendedRun
-from ..stability import PerturbationGrowth
+from ..one_sided import PerturbationGrowth
 from .style import panels
 
 
@@ -122,7 +122,7 @@ def memory_vs_depth(depths: Sequence[int], peaks: Mapping[str, Sequence[float]])
 
 def growth_factors(runs: Mapping[str, PerturbationGrowth]):
     """The growth ``|z_2(t_k) - z_1(t_k)| / |z_2(0) - z_1(0)|`` of input perturbations through
-    each named network (a :class:`lib.stability.PerturbationGrowth`): the largest (solid),
+    each named network (a :class:`lib.one_sided.PerturbationGrowth`): the largest (solid),
     median (thin) and smallest (dashed) factor over the inputs after each layer, log scale."""
     fig, axes = panels(1, height=2.8)
     ax = axes[0]

@@ -2,7 +2,7 @@
 of networks trained with different weights ``lambda`` of the time-smoothness regulariser, the
 same for networks of growing depth (the deep limit), the distances between consecutive
 refinements, and an explorer of all of it with the stability curves of
-:func:`lib.stability.network_curves`."""
+:func:`lib.one_sided.network_curves`."""
 from __future__ import annotations
 
 from typing import Mapping, NamedTuple, Sequence
@@ -13,8 +13,8 @@ from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, ScalarForm
 
 from ..models import ODENet
 from ..growth import GrowthComparison
-from ..stability import StabilityCurves
-from ..train import parameter_path
+from ..one_sided import StabilityCurves
+from ..parameter_path import parameter_path
 from .classification import _transition_panel, decision_regions
 from .explorer import figure_widget
 from .stability import EIGENVALUE_COLOUR, LIPSCHITZ_COLOUR
@@ -33,7 +33,7 @@ def _single(net, name: str = "net") -> ODENet:
 
 
 def entry_labels(net: ODENet) -> list[str]:
-    """The names of the columns of :func:`lib.train.parameter_path`, e.g. ``$A_{12}$`` for the
+    """The names of the columns of :func:`lib.parameter_path.parameter_path`, e.g. ``$A_{12}$`` for the
     entry in row 1, column 2 of ``A^k`` and ``$b_{1}$`` for the first entry of ``b^k``."""
     labels = []
     for name, stack in net.field.stacks().items():
@@ -81,7 +81,7 @@ def theta_paths(nets: Mapping[str, ODENet], legend_below: bool = True):
 
 
 def growth_predictions(comparisons: Mapping[str, GrowthComparison]):
-    """One panel per named :class:`~lib.stability.GrowthComparison`: for every input, the
+    """One panel per named :class:`~lib.growth.GrowthComparison`: for every input, the
     logarithm of its largest growth at ``t = T`` against what the spectra along its trajectory
     say, ``int alpha(J)`` (blue, the eigenvalues' prediction) and ``int mu_2(J)`` (red, a bound);
     the diagonal is a perfect prediction, the dashed line the estimated bound ``int nu^``."""
@@ -107,7 +107,7 @@ def growth_predictions(comparisons: Mapping[str, GrowthComparison]):
 
 def deep_limit_paths(runs: Mapping[str, Mapping[int, ODENet]], entries: Sequence[int] = (0,)):
     """The deep limit: one row per named setting (e.g. a value of ``lambda``), one panel per
-    entry of ``theta`` (indices into :func:`lib.train.parameter_path`, at most three), and in
+    entry of ``theta`` (indices into :func:`lib.parameter_path.parameter_path`, at most three), and in
     each panel that entry of ``theta(t)`` of the networks of every depth ``K`` (one colour per
     ``K``, darker for deeper).  Settling onto one curve as ``K`` grows is the deep limit."""
     if not runs or not entries or len(entries) > 3:
@@ -181,7 +181,7 @@ def refinement_distances(depths: Sequence[int], distances: Mapping[str, torch.Te
 
 class ExplorerRun(NamedTuple):
     """What the explorer shows for one value of ``lambda``: a trained single network, data to
-    draw (``X`` ``[n, 2]``, labels ``y``) and its :class:`~lib.stability.StabilityCurves`."""
+    draw (``X`` ``[n, 2]``, labels ``y``) and its :class:`~lib.one_sided.StabilityCurves`."""
 
     net: ODENet
     X: torch.Tensor

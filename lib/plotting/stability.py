@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from ..stability import PerturbationGrowth, StabilityCurves
+from ..one_sided import PerturbationGrowth, StabilityCurves
 from .style import panels
 
 EIGENVALUE_COLOUR = "#1f77b4"

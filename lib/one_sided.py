@@ -1,25 +1,18 @@
-"""Stability of the forward problem ``z' = f(z; theta(t))``: Jacobian spectra, logarithmic
-norms, one-sided Lipschitz constants and the gradient-flow theorem of the talk.
+"""Nonlinear stability: the one-sided Lipschitz constant ``nu`` of a field and the growth it
+bounds (chapter 4; the talk's red curve).
 
-- *Linear stability* (Haber & Ruthotto 2017) looks at the eigenvalues ``spec(J)`` of the
-  Jacobian ``J(t, z) = df/dz`` and asks for ``Re spec(J) <= 0``: the largest real part is
-  the *spectral abscissa* ``alpha(J) = max Re spec(J)``.
-- *Nonlinear stability* asks for the one-sided Lipschitz condition
-  ``<f(t, z_2) - f(t, z_1), z_2 - z_1> <= nu |z_2 - z_1|^2``, which gives
-  ``|z_2(t) - z_1(t)| <= e^(nu t) |z_2(0) - z_1(0)|``.  On a convex set the smallest such
-  ``nu`` is the supremum of the *logarithmic norm* ``mu_2(J) = max spec((J + J^T) / 2)``
-  (Dahlquist 1959; Söderlind 2006), and ``alpha(J) <= mu_2(J)`` always.
-- *Theorem* (the talk; Celledoni et al. 2021): for ``f = -A^T sigma(A z + b)`` with
-  ``0 <= sigma' <= 1``, ``-s_*^2 <= nu <= 0`` with ``s_*`` the smallest singular value of
-  ``A`` (the talk's ``mu_*``), and ``sigma(s) = s`` attains ``-s_*^2``.
+``<f(t, z_2) - f(t, z_1), z_2 - z_1> <= nu |z_2 - z_1|^2`` gives
+``|z_2(t) - z_1(t)| <= e^(nu t) |z_2(0) - z_1(0)|``.  On a convex set the smallest such ``nu``
+is the supremum of the logarithmic norm ``mu_2(J)`` (:mod:`lib.spectra`; Söderlind 2006).
+
+*Theorem* (the talk; Celledoni et al. 2021): for ``f = -A^T sigma(A z + b)`` with
+``0 <= sigma' <= 1``, ``-s_*^2 <= nu <= 0`` with ``s_*`` the smallest singular value of ``A``
+(the talk's ``mu_*``), and ``sigma(s) = s`` attains ``-s_*^2``.
 
 ``nu`` is a supremum.  Every value computed here from finitely many states or pairs (largest
 ``mu_2(J)`` over sampled states, largest pair quotient over sampled pairs, or the best a
 search found, :func:`lipschitz_supremum`) is a *lower* estimate of it, and ``e^(int nu)``
 built from such values is an *estimated* bound on the growth, not a guaranteed one.
-
-A field is any callable ``field(z, theta)`` acting on the rows of ``z`` (shape ``[n, d]``)
-independently, as every :class:`~lib.models.VectorField` does.
 """
 from __future__ import annotations
 
@@ -28,106 +21,15 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .fields import ResNetField
-from .integrators import rk_step
 from .models import ODENet
+from .spectra import (_check_states, _row_jacobians, jacobians, joined_field, log_norm,
+                      spectral_abscissa)
+from .validate import positive, single_network
 
-__all__ = ["jacobians", "spectral_abscissa", "log_norm", "OneSidedLipschitz", "one_sided_lipschitz",
-           "pair_quotients", "LipschitzSupremum", "lipschitz_supremum",
-           "StabilityCurves", "layer_curves", "network_curves", "gradient_flow_bounds",
-           "growth_factor", "growth_bound", "PerturbationGrowth", "perturbation_growth",
-           "markus_yamabe", "markus_yamabe_network", "layer_determinants",
-           "layer_jacobians", "step_lipschitz_bounds", "henrici_departure",
-           "TrajectorySpectra", "trajectory_spectra", "eigenvalue_growth"]
-
-
-def _check_single(net) -> None:
-    if not isinstance(net, ODENet):
-        raise TypeError(f"net must be an ODENet, got {type(net).__name__}")
-    if net.members is not None:
-        raise ValueError(f"net has {net.members} members; the stability diagnostics examine one "
-                         "network: pass net.member(s)")
-
-
-def _check_states(states, name: str = "states") -> torch.Tensor:
-    if not isinstance(states, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(states).__name__}")
-    if states.dim() != 2 or states.shape[0] < 1:
-        raise ValueError(f"{name} must have shape [n, d] with n >= 1, got {list(states.shape)}")
-    if not states.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got {states.dtype}")
-    return states
-
-
-def _check_square(J, name: str = "J") -> torch.Tensor:
-    if not isinstance(J, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(J).__name__}")
-    if J.dim() < 2 or J.shape[-1] != J.shape[-2]:
-        raise ValueError(f"{name} must be a (batch of) square matrices [..., d, d], got {list(J.shape)}")
-    return J
-
-
-def _check_field(field, theta, states: torch.Tensor) -> torch.Tensor:
-    """Check that ``field(z, theta)`` maps a row of ``states`` to a row of the same shape."""
-    if not callable(field):
-        raise TypeError(f"field must be callable as field(z, theta), got {type(field).__name__}")
-    with torch.no_grad():
-        probe = field(states[:1], theta)
-    if not isinstance(probe, torch.Tensor) or probe.shape != states[:1].shape:
-        raise ValueError(f"field(z, theta) must return a tensor of the shape of z [n, d] = "
-                         f"[1, {states.shape[1]}], got {getattr(probe, 'shape', type(probe).__name__)}")
-    return states
-
-
-def _row_jacobians(field: Callable, theta, z: torch.Tensor) -> torch.Tensor:
-    """The Jacobians ``[..., n, d, d]`` at the states ``z`` ``[..., n, d]`` of a field acting on
-    every row independently (leading dimensions: the members of a field), one backward pass
-    per output component."""
-    with torch.enable_grad():
-        z = z.detach().requires_grad_(True)
-        f = field(z, theta)
-        rows = [torch.autograd.grad(f[..., r].sum(), z, retain_graph=True, allow_unused=True)[0]
-                for r in range(z.shape[-1])]
-    rows = [torch.zeros_like(z) if row is None else row for row in rows]
-    return torch.stack(rows, -2)  # [..., n, r, c] = d f_r / d z_c
-
-
-def jacobians(field: Callable, theta, states: torch.Tensor) -> torch.Tensor:
-    """The Jacobians ``J_i = df/dz (z_i; theta)`` at every state ``z_i`` (a row of ``states``),
-    shape ``[n, d, d]`` with ``J_i[r, c] = d f_r / d z_c``.
-
-    Computed by reverse-mode differentiation, one backward pass per output component ``r``
-    for all rows at once (the rows are independent).  The result does not track gradients.
-    """
-    states = _check_field(field, theta, _check_states(states).detach())
-    return _row_jacobians(field, theta, states)
-
-
-def spectral_abscissa(J: torch.Tensor) -> torch.Tensor:
-    """``alpha(J) = max_i Re lambda_i(J)``, the largest real part of the eigenvalues, for a
-    matrix or a batch ``[..., d, d]`` (result of shape ``[...]``).  Linear stability
-    (Haber & Ruthotto 2017) asks for ``alpha(J) <= 0``."""
-    return torch.linalg.eigvals(_check_square(J)).real.amax(-1)
-
-
-def henrici_departure(J: torch.Tensor) -> torch.Tensor:
-    """Henrici's departure from normality ``dep(J) = (|J|_F^2 - sum_i |lambda_i(J)|^2)^(1/2)``
-    (Henrici 1962), for a matrix or a batch ``[..., d, d]``: zero exactly when ``J`` is
-    normal, and ``|c|`` for ``[[a, c], [0, a]]``.  (Round-off can make the difference slightly
-    negative for a normal ``J``; it is clamped at 0.)"""
-    J = _check_square(J)
-    eigenvalues = torch.linalg.eigvals(J).abs().square().sum(-1)
-    frobenius = J.square().sum((-2, -1))
-    return (frobenius - eigenvalues).clamp(min=0).sqrt()
-
-
-def log_norm(J: torch.Tensor) -> torch.Tensor:
-    """The logarithmic 2-norm ``mu_2(J) = max spec((J + J^T)/2) = max_{|u|=1} <J u, u>``
-    (Dahlquist 1959), for a matrix or a batch ``[..., d, d]``.  It bounds the spectrum,
-    ``alpha(J) <= mu_2(J)``, and the growth ``|exp(tJ)| <= exp(t mu_2(J))``."""
-    J = _check_square(J)
-    symmetric_part = 0.5 * (J + J.mT)
-    return torch.linalg.eigvalsh(symmetric_part)[..., -1]  # eigenvalues ascend
+__all__ = ["OneSidedLipschitz", "pair_quotients", "one_sided_lipschitz", "StabilityCurves",
+           "layer_curves", "network_curves", "gradient_flow_bounds", "growth_factor",
+           "growth_bound", "PerturbationGrowth", "perturbation_growth", "LipschitzSupremum",
+           "lipschitz_supremum"]
 
 
 class OneSidedLipschitz(NamedTuple):
@@ -197,7 +99,11 @@ def layer_curves(field, states: torch.Tensor, h: float = 1.0, pairs: int = 1024,
     """:class:`StabilityCurves` of every layer ``theta^k`` of a stacked field (a
     :class:`~lib.models.VectorField`), over the states ``[n, d]`` (the same for every layer)
     or ``[K, n, d]`` (the states of layer ``k`` in ``states[k]``); ``t_k = k h``."""
-    thetas = field.thetas()
+    return _curves(field, field.thetas(), states, h, pairs, generator)
+
+
+def _curves(field: Callable, thetas: list, states: torch.Tensor, h: float, pairs: int,
+            generator) -> StabilityCurves:
     K = len(thetas)
     if not isinstance(states, torch.Tensor):
         raise TypeError(f"states must be a torch.Tensor, got {type(states).__name__}")
@@ -221,10 +127,11 @@ def network_curves(net: ODENet, x: torch.Tensor, pairs: int = 1024,
                    generator: torch.Generator | None = None) -> StabilityCurves:
     """:class:`StabilityCurves` of a (trained) network along the features of the inputs ``x``:
     layer ``k`` is examined at the states ``z^k`` it acts on, ``t_k = k h``."""
-    _check_single(net)
+    single_network(net, "network_curves")
     with torch.no_grad():
         states = net.trajectory(x)[:-1]
-    return layer_curves(net.field, states, net.h, pairs=pairs, generator=generator)
+    return _curves(joined_field(net), [layer.theta for layer in net.layers()], states, net.h,
+                   pairs, generator)
 
 
 def gradient_flow_bounds(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +165,7 @@ def growth_factor(net: ODENet, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tens
     features of the inputs ``x1`` and ``x2`` (each ``[n, in_features]``, row by row) after each
     layer, shape ``[K+1, n]``.  The one-sided Lipschitz condition bounds it by
     ``exp(int_0^t nu)``; see :func:`growth_bound`."""
-    _check_single(net)
+    single_network(net, "growth_factor")
     if not isinstance(x1, torch.Tensor) or not isinstance(x2, torch.Tensor):
         raise TypeError("x1 and x2 must be torch.Tensors")
     if x1.shape != x2.shape:
@@ -320,13 +227,6 @@ def perturbation_growth(net: ODENet, x: torch.Tensor, radius: float = 1e-4, pair
 
 
 # --- searching for the supremum of nu ---------------------------------------------------------
-
-def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
 
 def _rayleigh_quotients(field: Callable, theta, z: torch.Tensor,
                         u: torch.Tensor) -> torch.Tensor:
@@ -416,7 +316,7 @@ def lipschitz_supremum(field: Callable, theta, starts: torch.Tensor, steps: int 
         raise ValueError(f"starts must hold at least two states to form pairs, got m = {m}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
-    lr, min_distance = _positive(lr, "lr"), _positive(min_distance, "min_distance")
+    lr, min_distance = positive(lr, "lr"), positive(min_distance, "min_distance")
     starts = starts.detach()
     if not callable(field):
         raise TypeError(f"field must be callable as field(z, theta), got {type(field).__name__}")
@@ -451,160 +351,3 @@ def lipschitz_supremum(field: Callable, theta, starts: torch.Tensor, steps: int 
     return LipschitzSupremum(torch.take_along_dim(mu, state, -1).squeeze(-1),
                              torch.take_along_dim(candidates, state[..., None], -2).squeeze(-2),
                              torch.take_along_dim(quotients, pair, -1).squeeze(-1), best_pair)
-
-
-def markus_yamabe(t: torch.Tensor) -> torch.Tensor:
-    """The matrix of Markus & Yamabe (1960), shape ``[..., 2, 2]`` for times ``t`` ``[...]``:
-
-        A(t) = [[-1 + 3/2 cos^2 t,  1 - 3/2 cos t sin t],
-                [-1 - 3/2 sin t cos t,  -1 + 3/2 sin^2 t]].
-
-    For every ``t`` its eigenvalues are ``(-1 +- i sqrt 7) / 4`` (real part ``-1/4``), yet
-    ``z' = A(t) z`` has the solution ``e^(t/2) (-cos t, sin t)``: the logarithmic norm is
-    ``mu_2(A(t)) = 1/2`` (the symmetric part is ``-I + 3/2 v v^T``, ``v = (cos t, -sin t)``), so
-    ``nu = 1/2`` exactly, and the growth ``e^(t/2)`` attains the bound ``e^(nu t)``."""
-    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-        raise TypeError(f"t must be a floating-point torch.Tensor, got {type(t).__name__}")
-    c, s = torch.cos(t), torch.sin(t)
-    rows = [torch.stack([-1 + 1.5 * c * c, 1 - 1.5 * c * s], -1),
-            torch.stack([-1 - 1.5 * s * c, -1 + 1.5 * s * s], -1)]
-    return torch.stack(rows, -2)
-
-
-def markus_yamabe_network(T: float, depth: int, method="rk4") -> ODENet:
-    """The linear network ``z' = A(t) z`` of :func:`markus_yamabe` on ``[0, T]``: a width-2
-    :class:`~lib.models.ODENet` with the identity ResNet field whose layer ``k`` holds
-    ``A^k = A(t_k + h/2)`` (the midpoint of its step) and ``b^k = 0``; float64."""
-    net = ODENet(width=2, depth=depth, T=T, method=method, activation="identity",
-                 field="resnet").double()
-    midpoints = (torch.arange(depth, dtype=torch.float64) + 0.5) * net.h
-    with torch.no_grad():
-        net.field.A.copy_(markus_yamabe(midpoints))
-        net.field.b.zero_()
-    return net
-
-
-# =============================================================================================
-# Folding: the Jacobian determinant of each layer map (chapter 1)
-# =============================================================================================
-# A layer of a network is the map Phi_h(z) = z + h sum_i beta_i f(Z_i; theta^k): one step of its
-# explicit Runge--Kutta method.  For Euler, Phi_h(z) = z + h f(z) and, for the ResNet field
-# f = sigma(A z + b), D Phi_h = I + h diag(sigma'(A z + b)) A.  Where det D Phi_h < 0 the layer
-# reverses orientation: it folds the plane.  An injective C^1 map of R^d never has a Jacobian
-# determinant of both signs (its local degree is constant), so a layer whose determinant takes
-# both signs is not a homeomorphism.  When h Lip f < 1 it is one: Phi_h is bi-Lipschitz and its
-# inverse is the fixed point of z = w - h f(z) (Banach), and det D Phi_h > 0 everywhere.
-
-
-
-def layer_jacobians(net: ODENet, x: torch.Tensor) -> torch.Tensor:
-    """``D Phi_h(z^k_n; theta^k)``, the Jacobian of the map of layer ``k`` at the state
-    ``z^k_n`` of every input of ``x`` (``[n, in_features]``) that the layer acts on: shape
-    ``[K, n, d, d]``.
-
-    ``Phi_h(z; theta^k)`` is one step of size ``h`` of the network's explicit Runge--Kutta
-    method for ``z' = f(z; theta^k)`` (:func:`lib.integrators.rk_step`; Hairer, Norsett &
-    Wanner, *Solving ODEs I*, II.1); its Jacobian is computed per point by reverse-mode
-    differentiation of the step (``d`` backward passes for all points at once, as the step
-    acts on each point alone), so any tableau and any field is covered.  For Euler and the
-    ResNet field it is ``I + h diag(sigma'(A^k z + b^k)) A^k``.  One network at a time: pass
-    ``net.member(s)``."""
-    _check_single(net)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    with torch.no_grad():
-        states = net.trajectory(x)[:-1]
-
-    def layer_map(z, theta):  # z -> Phi_h(z; theta^k); theta^k is fixed, t plays no part
-        return rk_step(lambda t, y: net.field(y, theta), 0.0, z, net.h, net.tableau)
-
-    return torch.stack([_row_jacobians(layer_map, tuple(p.detach() for p in theta), z)
-                        for theta, z in zip(net.field.thetas(), states)])
-
-
-def layer_determinants(net: ODENet, x: torch.Tensor) -> torch.Tensor:
-    """``det D Phi_h(z^k_n; theta^k)`` for every layer ``k`` at the states ``z^k_n`` of the inputs
-    ``x`` (``[n, in_features]``) that the layer acts on: shape ``[K, n]``, the determinants of
-    :func:`layer_jacobians`.  For Euler and the ResNet field it is
-    ``det(I + h diag(sigma'(A^k z + b^k)) A^k)``; it is positive everywhere when
-    ``h ||A^k||_2 < 1`` (:func:`step_lipschitz_bounds`), and a negative value marks a point
-    where the layer folds the space (chapter 1).  One network at a time: pass ``net.member(s)``.
-    """
-    return torch.linalg.det(layer_jacobians(net, x))
-
-
-def step_lipschitz_bounds(net: ODENet) -> torch.Tensor:
-    """``h ||A^k||_2`` for every layer ``k`` of a network with the ResNet field
-    ``f = sigma(A z + b)``: shape ``[K]``, or ``[K, S]`` for a network with ``S`` members.
-
-    With ``0 <= sigma' <= 1`` (every activation of :mod:`lib.activations`) the field is
-    Lipschitz with constant ``||A^k||_2``, so ``h ||A^k||_2`` bounds ``h Lip f``; where it is
-    below 1 the Euler layer ``z + h f(z; theta^k)`` is a bi-Lipschitz homeomorphism of ``R^d``
-    (chapter 1; Banach's fixed point theorem gives the inverse, as for the invertible ResNets
-    of Behrmann et al. 2019)."""
-    if not isinstance(net, ODENet):
-        raise TypeError(f"net must be an ODENet, got {type(net).__name__}")
-    if not isinstance(net.field, ResNetField):
-        raise TypeError("step_lipschitz_bounds needs the ResNet field sigma(A z + b), got "
-                        f"{type(net.field).__name__}")
-    A = net.field.stacks()["A"].detach()
-    return net.h * torch.linalg.matrix_norm(A, ord=2)
-
-
-# --- the eigenvalues' prediction of perturbation growth (chapter 6) ---------------------------
-#
-# Along a trajectory z(t) of the flow, a small perturbation obeys the linear non-autonomous
-# system delta' = J(t) delta with J(t) = df/dz(z(t); theta(t)).  Freezing t gives the
-# eigenvalues' prediction |delta(t)| ~ exp(int alpha(J)) |delta(0)|, which holds up to constants
-# when J(t) varies slowly (Desoer 1969); the logarithmic norm gives the bound
-# exp(int mu_2(J)) for every J(t) (Dahlquist 1959), and the layer's nu (the largest mu_2 over
-# its states) the bound exp(int nu) of growth_bound for all trajectories at once.  The growth
-# these predict is the largest over all directions; lib.growth measures it.
-
-class TrajectorySpectra(NamedTuple):
-    """The spectral abscissa ``alpha``, the logarithmic norm ``mu_2`` and Henrici's departure
-    from normality (:func:`henrici_departure`) of the Jacobian of layer ``k`` at the state
-    ``z_n^k`` of every input ``n`` (each ``[K, n]``), and the size of the change of that
-    Jacobian from one layer to the next along each trajectory,
-    ``|J(z_n^{k+1}; theta^{k+1}) - J(z_n^k; theta^k)|_2 / h`` (``[K-1, n]``)."""
-
-    alpha: torch.Tensor
-    log_norm: torch.Tensor
-    departure: torch.Tensor
-    variation: torch.Tensor
-
-
-def trajectory_spectra(net: ODENet, x: torch.Tensor) -> TrajectorySpectra:
-    """:class:`TrajectorySpectra` of a single network along the trajectories of the inputs
-    ``x`` ``[n, in_features]``: the Jacobians ``J_n^k = df/dz(z_n^k; theta^k)`` come from
-    :func:`jacobians`, their spectra from :func:`spectral_abscissa`, :func:`log_norm` and
-    :func:`henrici_departure`."""
-    _check_single(net)
-    with torch.no_grad():
-        states = net.trajectory(x)[:-1]
-    J = torch.stack([jacobians(net.field, theta, z)
-                     for theta, z in zip(net.field.thetas(), states)])
-    variation = torch.linalg.matrix_norm(J.diff(dim=0), ord=2) / net.h
-    return TrajectorySpectra(spectral_abscissa(J), log_norm(J), henrici_departure(J),
-                             variation)
-
-
-def eigenvalue_growth(alpha: torch.Tensor, h: float) -> torch.Tensor:
-    """The eigenvalues' (frozen-coefficient) prediction of the growth of perturbations,
-    ``exp(h sum_{j<k} alpha_j)`` for ``k = 0..K``, from the spectral abscissas
-    ``alpha_j`` of the layers: ``[K]`` (e.g. the largest over a layer's states) gives
-    ``[K+1]``, and ``[K, n]`` (one trajectory per column, :class:`TrajectorySpectra`)
-    gives ``[K+1, n]``.
-
-    It is the growth of ``delta' = J delta`` if every frozen ``J`` were normal and
-    constant; for slowly varying ``J(t)`` it holds up to constants (Desoer 1969), in
-    general it is not a bound (:func:`markus_yamabe`).  Beside it, :func:`growth_bound`
-    with ``nu_j >= alpha_j`` is one."""
-    if not isinstance(alpha, torch.Tensor) or alpha.dim() not in (1, 2):
-        raise ValueError(f"alpha must be a tensor [K] or [K, n] of spectral abscissas, "
-                         f"got {alpha!r}")
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) \
-            or h <= 0:
-        raise ValueError(f"h must be a positive finite number, got {h!r}")
-    start = alpha.new_zeros((1, *alpha.shape[1:]))
-    return torch.cat([start, h * alpha]).cumsum(0).exp()
