@@ -18,7 +18,7 @@ The *largest* growth over all directions is its spectral norm ``|Phi^k|_2``
   states.
 
 Measured on a network with explicit Euler steps, ``Phi^K = prod (I + h J_k)`` differs from the
-flow's by the method's ``O(h)``; :func:`constant_network` builds the controls (a linear network
+flow's by the method's ``O(h)``; :func:`lib.examples.constant_network` builds the controls (a linear network
 with the same ``J`` in every layer) on which that difference is known in closed form.
 """
 from __future__ import annotations
@@ -102,23 +102,6 @@ def growth_comparison(net: ODENet, x: torch.Tensor,
                             eigenvalue_growth(spectra.alpha, net.h),
                             eigenvalue_growth(spectra.log_norm, net.h),
                             growth_bound(spectra.log_norm.amax(1), net.h), spectra)
-
-
-def constant_network(J: torch.Tensor, T: float, depth: int, method="euler") -> ODENet:
-    """The linear network ``z' = J z`` on ``[0, T]`` with the same matrix ``J`` ``[d, d]`` in
-    every layer: an :class:`~lib.models.ODENet` of width ``d`` with the identity activation,
-    ``A^k = J`` and ``b^k = 0``, in the dtype of ``J``.  Its Jacobian along every trajectory is
-    ``J``, so the eigenvalues predict ``e^{T alpha(J)}``; with Euler steps its largest growth
-    is ``|(I + h J)^K|_2``, which tends to the flow's ``|e^{TJ}|_2`` as ``h -> 0``."""
-    if not isinstance(J, torch.Tensor) or J.dim() != 2 or J.shape[0] != J.shape[1] \
-            or not J.is_floating_point():
-        raise ValueError(f"J must be a floating-point square matrix [d, d], got {J!r}")
-    net = ODENet(width=J.shape[0], depth=depth, T=T, method=method, activation="identity",
-                 field="resnet").to(dtype=J.dtype, device=J.device)
-    with torch.no_grad():
-        net.field.A.copy_(J.expand(depth, *J.shape))
-        net.field.b.zero_()
-    return net
 
 
 def jordan_growth(c: float, T: float) -> float:

@@ -44,7 +44,7 @@ __all__ = ["HamiltonianField", "GeneralHamiltonianField", "SecondOrderField", "C
            "HAMILTONIAN_FIELDS", "time_dependent", "EnergyRun",
            "energy_run", "canonical_matrix", "symplectic_defect", "ExtendedRun", "extended_run",
            "extended_verlet_step", "reconstruction_error", "tangent_growth",
-           "parametric_oscillator", "nonseparable_example", "symplectic_euler_general"]
+           "nonseparable_example", "symplectic_euler_general"]
 
 
 def _term_rate(x: torch.Tensor, A, b, dA, db, sigma) -> torch.Tensor:
@@ -460,23 +460,6 @@ def extended_run(field: HamiltonianField, T: float, z0: torch.Tensor, p0: torch.
         H = torch.stack([field.energy(zk, pk, theta_at(field, float(tk), T))
                          for tk, zk, pk in zip(t, Z, P)])
     return ExtendedRun(t, H, Pt, H + Pt)
-
-
-def parametric_oscillator(T: float, layers: int = 201, strength: float = 0.5) -> SecondOrderField:
-    """A non-autonomous example with resonance: the second-order field of width 1 with
-    ``sigma = id``, ``A^k = a(t_k)``, ``b^k = 0`` at ``t_k = k T / (layers - 1)``,
-    ``a(t)^2 = 1 + strength cos 2t``, so that with :func:`theta_at` it is
-    ``z'' = -a(t)^2 z`` (Mathieu's equation, sampled and interpolated linearly in ``a``), whose
-    energy ``H = p^2/2 + a(t)^2 z^2/2`` grows exponentially (parametric resonance)."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-            or not 0 <= strength < 1:
-        raise ValueError(f"strength must be a number in [0, 1), got {strength!r}")
-    field = SecondOrderField(1, layers, "identity").double()
-    t = torch.linspace(0, T, layers, dtype=torch.float64)
-    with torch.no_grad():
-        field.A.copy_(torch.sqrt(1 + strength * torch.cos(2 * t)).view(-1, 1, 1))
-        field.b.zero_()
-    return field
 
 
 def nonseparable_example(t: float, z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:

@@ -29,12 +29,13 @@ from typing import Callable
 
 import torch
 
-from .fields import GradientField, ResNetField, positive_int
-from .models import ODENet
+from .fields import GradientField, ResNetField
 from .folding import step_lipschitz_bounds
+from .models import ODENet
+from .validate import positive_int
 
 __all__ = ["spectral_norms", "scale_to_norm", "nonexpansive_constraint", "layer_bounds",
-           "network_bound", "lipschitz_estimate", "gradient_layer", "step_quotients"]
+           "network_bound", "lipschitz_estimate", "step_quotients"]
 
 
 def spectral_norms(M: torch.Tensor) -> torch.Tensor:
@@ -79,7 +80,7 @@ def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
 
     def constraint(net: ODENet) -> None:
         _euler_net(net, (GradientField,))
-        scale_to_norm(net.field.stacks()["A"], math.sqrt(limit / net.h))
+        scale_to_norm(net.field.linear_parts(), math.sqrt(limit / net.h))
         if net.linear_lift is not None:
             scale_to_norm(net.linear_lift.P, 1.0)
         if readout:
@@ -95,7 +96,7 @@ def layer_bounds(net: ODENet) -> torch.Tensor:
     _euler_net(net, (GradientField, ResNetField))
     if isinstance(net.field, ResNetField):
         return 1 + step_lipschitz_bounds(net)
-    step = net.h * spectral_norms(net.field.stacks()["A"]).square()
+    step = net.h * spectral_norms(net.field.linear_parts()).square()
     return (step - 1).clamp(min=1.0)
 
 
@@ -134,33 +135,6 @@ def lipschitz_estimate(F: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
         (-quotient.sum()).backward()
         opt.step()
     return best.amax(-1)
-
-
-def gradient_layer(h_norm2: float, width: int = 3, activation: str = "tanh",
-                   rank: int | None = None, generator: torch.Generator | None = None,
-                   dtype: torch.dtype = torch.float64, device=None) -> ODENet:
-    """One explicit Euler step (``h = 1``, ``b = 0``) of the gradient field whose random ``A``
-    (of rank ``rank``; full rank by default) is scaled to ``h ||A||_2^2 = h_norm2`` exactly:
-    the layer of the non-expansive theorem at, below or past its limit ``h ||A||_2^2 = 2``.
-    With ``activation="identity"`` and ``rank < width`` its bound ``max(1, h_norm2 - 1)`` is
-    attained."""
-    if not (isinstance(h_norm2, (int, float)) and not isinstance(h_norm2, bool) and h_norm2 >= 0):
-        raise ValueError(f"h_norm2 must be a number >= 0, got {h_norm2!r}")
-    positive_int(width, "width")
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)
-                             or not 1 <= rank <= width):
-        raise ValueError(f"rank must be an int in 1..{width} or None, got {rank!r}")
-    net = ODENet(width=width, depth=1, field="gradient", activation=activation)
-    A = torch.randn(width, width, generator=generator, dtype=dtype)
-    if rank is not None:
-        U, S, Vh = torch.linalg.svd(A)
-        A = U[:, :rank] @ torch.diag(S[:rank]) @ Vh[:rank]
-    A = A * math.sqrt(h_norm2) / torch.linalg.matrix_norm(A, ord=2)
-    net = net.to(device=device, dtype=dtype)
-    with torch.no_grad():
-        net.field.stacks()["A"].copy_(A[None])
-        net.field.stacks()["b"].zero_()
-    return net
 
 
 def step_quotients(net: ODENet, pairs: int = 4000, scale: float = 0.1,

@@ -56,7 +56,7 @@ def _theta_panel(ax, net: ODENet, title: str, entries: Sequence[int] | None = No
     """The entries of ``theta(t)`` against ``t``: those of the field's first stack (``A``)
     solid, the others (``b``) dashed, one colour per entry."""
     theta, labels = parameter_path(net), entry_labels(net)
-    first = net.field.stacks()[net.field.theta_names[0]][0].numel()
+    first = next(iter(net.field.stacks().values()))[0].numel()
     for p in range(theta.shape[1]) if entries is None else entries:
         _steps(ax, net, theta[:, p], color=f"C{p % 10}", ls="-" if p < first else "--",
                lw=1.2, label=labels[p])
