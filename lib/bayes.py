@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .data import DATASETS, make_dataset
+from .validate import integer, positive
 
 __all__ = ["NOISE_SCALE", "posterior", "Estimate", "expected_accuracy", "bayes_rule",
            "bayes_accuracy", "channel_rule"]
@@ -100,8 +101,7 @@ def posterior(name: str, x: torch.Tensor, noise: float = 1.0, nodes: int | None 
     s = _check(name, x, noise)
     if nodes is None:
         nodes = {"donut2d": 100, "spiral": 2000}.get(name, 8)
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 8:
-        raise ValueError(f"nodes must be an integer >= 8, got {nodes!r}")
+    integer(nodes, "nodes", 8)
     if name == "donut1d":
         return 1 - _inside(x[:, 0], -1.0, 1.0, s)
     if name == "squares":
@@ -152,8 +152,7 @@ def channel_rule(width: float, noise: float = 1.0) -> Callable[[torch.Tensor], t
     That region is closed, connected and unbounded, with one line as its boundary, so it is
     the preimage of a half-plane under a homeomorphism of the plane (Schoenflies), unlike
     the disc alone (chapter 1, corollary thm-ch1-ring)."""
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-        raise ValueError(f"width must be a number > 0, got {width!r}")
+    positive(width, "width")
     bayes = bayes_rule("donut2d", noise)
 
     def rule(x: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .validate import flag, positive_int
+
 __all__ = ["ClaimError", "Claim", "epsilon", "shown", "roundoff", "at_most", "at_least", "between",
            "near", "exactly", "holds", "checked", "report"]
 
@@ -71,8 +73,7 @@ def shown(value, digits: int = 2, dtype: torch.dtype = torch.float64,
     is below ``ulps`` units of the working precision of ``dtype``, where its digits are
     round-off and it is shown as ``≈ 0 (≤ 2^k ε)`` (``CONTRIBUTING.md``)."""
     v = _number(value)
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 1:
-        raise ValueError(f"digits must be a positive int, got {digits!r}")
+    positive_int(digits, "digits")
     units = abs(v) / epsilon(dtype)
     if units < ulps:
         return "0" if v == 0 else f"≈ 0 ({_bucket(units)})"
@@ -95,8 +96,7 @@ def _record(claim: str, ok: bool, value: str, expected: str, identity: bool = Fa
             shown: str | None = None) -> str:
     if not isinstance(claim, str) or not claim.strip():
         raise TypeError("claim must be a non-empty sentence saying what is claimed")
-    if not isinstance(identity, bool):
-        raise TypeError(f"identity must be a bool, got {identity!r}")
+    flag(identity, "identity")
     if not ok:
         raise ClaimError(f"claim failed: {claim}: got {value}, expected {expected}")
     _CHECKED.append(Claim(claim, value if shown is None else shown, expected, identity))

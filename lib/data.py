@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from .validate import non_negative
+
 __all__ = ["donut1d", "donut2d", "squares", "spiral", "make_dataset", "DATASETS", "digits",
            "DIGITS_SPLIT", "IMAGES"]
 
@@ -31,8 +33,7 @@ def _generator(n: int, seed: int, noise: float) -> torch.Generator:
         raise ValueError(f"n must be an integer >= 2 (two classes need two points), got {n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if isinstance(noise, bool) or not (isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    non_negative(noise, "noise")
     return torch.Generator().manual_seed(seed)
 
 

@@ -156,8 +156,7 @@ def parametric_oscillator(T: float, layers: int = 201, strength: float = 0.5) ->
     ``a(t)^2 = 1 + strength cos 2t``, so that with :func:`theta_at` it is
     ``z'' = -a(t)^2 z`` (Mathieu's equation, sampled and interpolated linearly in ``a``), whose
     energy ``H = p^2/2 + a(t)^2 z^2/2`` grows exponentially (parametric resonance)."""
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) \
-            or not 0 <= strength < 1:
+    if non_negative(strength, "strength") >= 1:
         raise ValueError(f"strength must be a number in [0, 1), got {strength!r}")
     field = SecondOrderField(1, layers, "identity").double()
     t = torch.linspace(0, T, layers, dtype=torch.float64)

@@ -32,6 +32,7 @@ from .models import ODENet
 from .folding import layer_jacobians
 from .one_sided import growth_bound
 from .spectra import TrajectorySpectra, eigenvalue_growth, trajectory_spectra
+from .validate import number
 
 __all__ = ["flow_jacobians", "largest_growth", "GrowthComparison", "growth_comparison",
            "jordan_growth"]
@@ -110,9 +111,7 @@ def jordan_growth(c: float, T: float) -> float:
     ``e^{TJ} = e^{aT} [[1, cT], [0, 1]]`` and the larger singular value of ``[[1, b], [0, 1]]``
     is ``|b| / 2 + (1 + b^2 / 4)^(1/2)``, the factor is ``e^{asinh(|c| T / 2)}``."""
     for name, value in (("c", c), ("T", T)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        number(value, name)
     if T < 0:
         raise ValueError(f"T must be >= 0, got {T!r}")
     b = abs(c) * T / 2

@@ -39,6 +39,7 @@ from .integrators import Separable, rk_solve
 from .parameter_path import theta_at, theta_rate
 from .tableaux import (RK4, STORMER_VERLET, SYMPLECTIC_EULER_PZ, PartitionedTableau,
                        get_method)
+from .validate import positive_int
 
 __all__ = ["HamiltonianField", "GeneralHamiltonianField", "SecondOrderField", "CoupledField",
            "HAMILTONIAN_FIELDS", "time_dependent", "EnergyRun",
@@ -282,8 +283,7 @@ def energy_run(field: HamiltonianField, theta, z0: torch.Tensor, p0: torch.Tenso
     if not isinstance(field, HamiltonianField):
         raise TypeError(f"field must be a HamiltonianField, got {type(field).__name__}")
     field._check_pair(z0, p0)
-    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-        raise ValueError(f"every must be a positive integer, got {every!r}")
+    positive_int(every, "every")
     with torch.no_grad():
         Z, P = rk_solve(field.vector_field(theta), (z0, p0), h, steps, method, trajectory=True)
         Z, P = Z[::every], P[::every]
@@ -484,8 +484,7 @@ def symplectic_euler_general(H: Callable, t: float, z: torch.Tensor, p: torch.Te
     ``z p_1 + h H(t', z, p_1)``); ``"argument"`` and ``"equation"`` use ``t`` for one and
     ``t + h`` for the other, which is symplectic only if ``d^2H/dz dp`` is the same at both
     times (Jay 2021).  Differentiable with ``torch.func``."""
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    positive_int(iterations, "iterations")
     tau, tauhat = (x[0] for x in SYMPLECTIC_EULER_PZ.slope_times(times))
     grad_z = torch.func.grad(lambda z_, p_: H(t + tauhat * h, z_, p_).sum(), argnums=0)
     grad_p = torch.func.grad(lambda z_, p_: H(t + tau * h, z_, p_).sum(), argnums=1)

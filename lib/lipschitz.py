@@ -32,7 +32,7 @@ import torch
 from .fields import GradientField, ResNetField
 from .folding import step_lipschitz_bounds
 from .models import ODENet
-from .validate import positive_int
+from .validate import positive, positive_int
 
 __all__ = ["spectral_norms", "scale_to_norm", "nonexpansive_constraint", "layer_bounds",
            "network_bound", "lipschitz_estimate", "step_quotients"]
@@ -74,9 +74,7 @@ def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
     network has ``h ||A^k||_2^2 <= limit``, the linear lift ``||P||_2 <= 1`` and, with
     ``readout``, the read-out ``||W||_2 <= 1`` (a 1-Lipschitz read-out).  ``limit = 2``
     makes every layer non-expansive; above 2 a layer may expand by ``limit - 1``."""
-    if (isinstance(limit, bool) or not isinstance(limit, (int, float))
-            or not (math.isfinite(limit) and limit > 0)):
-        raise ValueError(f"limit must be a positive number, got {limit!r}")
+    positive(limit, "limit")
 
     def constraint(net: ODENet) -> None:
         _euler_net(net, (GradientField,))

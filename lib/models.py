@@ -35,7 +35,7 @@ from .fields import VectorField, affine, draw_normal, make_field, member_generat
 from .integrators import Separable, require_explicit, require_explicit_pair
 from .layers import Layer
 from .tableaux import PartitionedTableau, get_method
-from .validate import positive_int, tensor
+from .validate import integer, positive_int, tensor
 
 __all__ = ["Classifier", "LinearLift", "ODENet"]
 
@@ -49,9 +49,7 @@ class Classifier(nn.Module):
 
     def __init__(self, width: int, classes: int, generator=None):
         super().__init__()
-        if not isinstance(classes, int) or isinstance(classes, bool) or classes < 2:
-            raise ValueError(f"classes must be an integer >= 2, got {classes!r}")
-        self.classes = classes
+        self.classes = integer(classes, "classes", 2)
         gens, self.members = member_generators(generator)
         shape = (width,) if classes == 2 else (classes, width)
         self.w = nn.Parameter(draw_normal(gens, self.members, shape, 1 / math.sqrt(width), 0))

@@ -38,6 +38,7 @@ from .bilinear import costates
 from .fields import VectorField, draw_normal, member_generators
 from .losses import LOSSES
 from .models import ODENet
+from .validate import non_negative, positive, positive_int
 
 __all__ = ["BinaryField", "layer_maps", "augmented_hamiltonian", "maximise_hamiltonian",
            "sign_rule", "MSA", "msa", "StraightThrough"]
@@ -126,13 +127,8 @@ class MSA(torch.optim.Optimizer):
             raise TypeError("net must be a single lib.models.ODENet (no members)")
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
-        for name, value in (("lr", lr), ("inner_lr", inner_lr)):
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if isinstance(rho, bool) or not (isinstance(rho, (int, float)) and rho >= 0):
-            raise ValueError(f"rho must be a number >= 0, got {rho!r}")
-        if not isinstance(inner_steps, int) or inner_steps < 1:
-            raise ValueError(f"inner_steps must be a positive integer, got {inner_steps!r}")
+        positive(lr, "lr"), positive(inner_lr, "inner_lr"), non_negative(rho, "rho")
+        positive_int(inner_steps, "inner_steps")
         super().__init__(net.classifier.parameters(), dict(lr=float(lr)))
         self.net, self.X, self.y, self.loss = net, X, y, loss
         self.rho, self.inner_steps, self.inner_lr = float(rho), inner_steps, float(inner_lr)
@@ -180,8 +176,7 @@ class StraightThrough(torch.optim.Optimizer):
     ``sign(W)``.  Parameters in ``binary`` are binarised; the others take plain Adam steps."""
 
     def __init__(self, params, binary, lr: float):
-        if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and lr > 0):
-            raise ValueError(f"lr must be a positive number, got {lr!r}")
+        positive(lr, "lr")
         params = list(params)
         binary_ids = {id(p) for p in binary}
         if not binary_ids or not binary_ids <= {id(p) for p in params}:

@@ -16,7 +16,6 @@ built from such values is an *estimated* bound on the growth, not a guaranteed o
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import torch
@@ -24,7 +23,7 @@ import torch
 from .models import ODENet
 from .spectra import (_check_states, _row_jacobians, jacobians, joined_field, log_norm,
                       spectral_abscissa)
-from .validate import positive, single_network
+from .validate import integer, positive, positive_int, single_network
 
 __all__ = ["OneSidedLipschitz", "pair_quotients", "one_sided_lipschitz", "StabilityCurves",
            "layer_curves", "network_curves", "gradient_flow_bounds", "growth_factor",
@@ -68,8 +67,7 @@ def one_sided_lipschitz(field: Callable, theta, states: torch.Tensor, pairs: int
     larger values.
     """
     states = _check_states(states).detach()
-    if not isinstance(pairs, int) or isinstance(pairs, bool) or pairs < 1:
-        raise ValueError(f"pairs must be a positive integer, got {pairs!r}")
+    positive_int(pairs, "pairs")
     n = states.shape[0]
     if n < 2:
         raise ValueError(f"states must hold at least two states to form pairs, got n = {n}")
@@ -185,8 +183,7 @@ def growth_bound(nu: torch.Tensor, h: float) -> torch.Tensor:
     pairs, a search) it is an *estimated* bound."""
     if not isinstance(nu, torch.Tensor) or nu.dim() != 1:
         raise ValueError(f"nu must be a 1-D tensor of per-layer constants, got {nu!r}")
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) or h <= 0:
-        raise ValueError(f"h must be a positive finite number, got {h!r}")
+    positive(h, "h")
     return torch.cat([nu.new_zeros(1), h * nu]).cumsum(0).exp()
 
 
@@ -213,9 +210,7 @@ def perturbation_growth(net: ODENet, x: torch.Tensor, radius: float = 1e-4, pair
     infinitesimal perturbation obeys ``d/dt |delta| <= mu_2(J(z(t))) |delta|`` along the
     states that were sampled.  A coarse explicit step can exceed it when ``h J`` leaves the
     method's stability region."""
-    if not isinstance(radius, (int, float)) or isinstance(radius, bool) or not radius > 0 \
-            or not math.isfinite(radius):
-        raise ValueError(f"radius must be a positive finite number, got {radius!r}")
+    positive(radius, "radius")
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
     u = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
@@ -314,8 +309,7 @@ def lipschitz_supremum(field: Callable, theta, starts: torch.Tensor, steps: int 
     m = starts.shape[-2]
     if m < 2:
         raise ValueError(f"starts must hold at least two states to form pairs, got m = {m}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    integer(steps, "steps", 0)
     lr, min_distance = positive(lr, "lr"), positive(min_distance, "min_distance")
     starts = starts.detach()
     if not callable(field):

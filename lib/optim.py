@@ -37,6 +37,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from .integrators import Separable, rk_step
 from .tableaux import EULER, SYMPLECTIC_EULER_PZ
+from .validate import non_negative, positive, positive_int
 
 __all__ = ["gradient_descent_step", "heavy_ball_step", "nesterov_step",
            "hamiltonian_descent_step", "power_kinetic_gradient", "relativistic_step",
@@ -45,20 +46,6 @@ __all__ = ["gradient_descent_step", "heavy_ball_step", "nesterov_step",
            "linear_rate", "sharpness", "layer_displacements", "step_determinant"]
 
 Gradient = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _positive(value, name: str) -> float:
-    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
-                                       and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _non_negative(value, name: str) -> float:
-    if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)
-                                       and value >= 0):
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
 
 
 # --- the steps, as functions of the state ---------------------------------------------------
@@ -167,7 +154,7 @@ class GradientDescent(_FlowOptimizer):
     ``L = lambda_max(Q)``: ``1 - lr lambda`` must lie in Euler's stability region."""
 
     def __init__(self, params, lr: float):
-        super().__init__(params, dict(lr=_positive(lr, "lr")))
+        super().__init__(params, dict(lr=positive(lr, "lr")))
 
     def _update(self, group, state, q, g):
         return gradient_descent_step(q, lambda z: g, group["lr"])
@@ -178,7 +165,7 @@ class HeavyBall(_FlowOptimizer):
     ``gamma``: ``torch.optim.SGD(lr=h**2, momentum=exp(-gamma h))``."""
 
     def __init__(self, params, h: float, gamma: float):
-        super().__init__(params, dict(h=_positive(h, "h"), gamma=_non_negative(gamma, "gamma")))
+        super().__init__(params, dict(h=positive(h, "h"), gamma=non_negative(gamma, "gamma")))
 
     def _update(self, group, state, q, g):
         q, state["p"] = heavy_ball_step(q, self._momentum(state, q), lambda z: g, group["h"],
@@ -192,7 +179,7 @@ class Nesterov(_FlowOptimizer):
     ``torch.optim.SGD(lr=h**2, momentum=exp(-gamma h), nesterov=True)``."""
 
     def __init__(self, params, h: float, gamma: float):
-        super().__init__(params, dict(h=_positive(h, "h"), gamma=_non_negative(gamma, "gamma")))
+        super().__init__(params, dict(h=positive(h, "h"), gamma=non_negative(gamma, "gamma")))
 
     def _update(self, group, state, y, g):
         h, mu = group["h"], math.exp(-group["gamma"] * group["h"])
@@ -207,9 +194,9 @@ class HamiltonianDescent(_FlowOptimizer):
     coupled through ``|p|``)."""
 
     def __init__(self, params, h: float, gamma: float, a: float):
-        if _positive(a, "a") <= 1:
+        if positive(a, "a") <= 1:
             raise ValueError(f"a must be > 1 (a convex kinetic energy |p|^a / a), got {a!r}")
-        super().__init__(params, dict(h=_positive(h, "h"), gamma=_non_negative(gamma, "gamma"),
+        super().__init__(params, dict(h=positive(h, "h"), gamma=non_negative(gamma, "gamma"),
                                       a=float(a)))
 
     def _update(self, group, state, q, g):
@@ -224,12 +211,12 @@ class RelativisticGD(_FlowOptimizer):
     taken."""
 
     def __init__(self, params, lr: float, mu: float, delta: float, alpha: float = 1.0):
-        if not 0 < _positive(mu, "mu") <= 1:
+        if not 0 < positive(mu, "mu") <= 1:
             raise ValueError(f"mu must lie in (0, 1], got {mu!r}")
-        if not 0 <= _non_negative(alpha, "alpha") <= 1:
+        if not 0 <= non_negative(alpha, "alpha") <= 1:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
-        super().__init__(params, dict(lr=_positive(lr, "lr"), mu=float(mu),
-                                      delta=_non_negative(delta, "delta"), alpha=float(alpha)))
+        super().__init__(params, dict(lr=positive(lr, "lr"), mu=float(mu),
+                                      delta=non_negative(delta, "delta"), alpha=float(alpha)))
 
     def _update(self, group, state, x_half, g):
         mu, delta = group["mu"], group["delta"]
@@ -263,8 +250,7 @@ def minimise(f: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor,
     values ``f(x_k)`` at the parameters it holds, ``k = 0..iterations``."""
     if not isinstance(x0, torch.Tensor) or x0.dim() != 1:
         raise ValueError("x0 must be a 1-D tensor")
-    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
+    positive_int(iterations, "iterations")
     x = x0.detach().clone().requires_grad_(True)
     opt = make_optimizer([x])
     values = torch.empty(iterations + 1, dtype=x0.dtype, device=x0.device)
@@ -298,7 +284,7 @@ def nesterov_sbc(gradient: Gradient, x0: torch.Tensor, s: float, steps: int,
     from ``y_0 = x_0``; returns ``[x_0, ..., x_steps]``.  With ``f`` given, the momentum is
     restarted (``k`` set back to 1) whenever ``f(x_k) > f(x_{k-1})`` (the function restart of
     O'Donoghue & Candès 2015)."""
-    s = _positive(s, "s")
+    s = positive(s, "s")
     xs = [x0]
     y, k = x0, 1
     for _ in range(steps):
@@ -318,7 +304,7 @@ def nesterov_ode(gradient: Gradient, x0: torch.Tensor, T: float, steps: int,
     on ``(x, v)``.  The start ``t = 0`` is singular: the solve starts at ``t0`` from the
     Taylor values ``x = x0 - t0^2 grad f(x0) / 8``, ``v = -t0 grad f(x0) / 4``, and its
     first step is shortened by ``t0`` so that the grid stays ``j T / steps``."""
-    T, t0 = _positive(T, "T"), _positive(t0, "t0")
+    T, t0 = positive(T, "T"), positive(t0, "t0")
     h = T / steps
     if t0 >= h:
         raise ValueError(f"t0 = {t0:g} must be smaller than the step T / steps = {h:g}")

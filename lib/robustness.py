@@ -29,7 +29,7 @@ import torch
 from torch.nn import functional as F_
 
 from .data import digits
-from .validate import positive_int
+from .validate import non_negative, positive, positive_int
 from .lipschitz import lipschitz_estimate, network_bound, nonexpansive_constraint
 from .models import ODENet
 from .losses import accuracy
@@ -160,12 +160,7 @@ def tempered_cross_entropy(temperature: float, margin: float = 0.0
     distances between the inputs, the temperature lets the softmax still approach the labels,
     and the margin asks for ``F_y - F_j >= margin``, which certifies the radius
     ``margin / sqrt(2)`` (Lipschitz-margin training, Tsuzuku, Sato and Sugiyama 2018)."""
-    for name, value, low in (("temperature", temperature, 0), ("margin", margin, -1)):
-        if isinstance(value, bool) or not (isinstance(value, (int, float)) and value > low):
-            raise ValueError(f"{name} must be a {'positive' if low == 0 else 'non-negative'} "
-                             f"number, got {value!r}")
-    if margin < 0:
-        raise ValueError(f"margin must be a non-negative number, got {margin!r}")
+    positive(temperature, "temperature"), non_negative(margin, "margin")
 
     def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         shifted = logits - margin * F_.one_hot(y, logits.shape[-1]).to(logits.dtype)

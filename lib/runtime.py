@@ -7,6 +7,8 @@ import random
 
 import torch
 
+from .validate import positive_int
+
 __all__ = ["setup_notebook", "show_source"]
 
 
@@ -23,8 +25,7 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> torch.device:
     """
     if threads is None:
         threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    positive_int(threads, "threads")
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
     random.seed(seed)
     torch.manual_seed(seed)

@@ -16,14 +16,13 @@ layers are examined along its trajectories, a pair state joined (:func:`lib.stat
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import torch
 
 from . import state as tree
 from .models import ODENet
-from .validate import single_network
+from .validate import positive, single_network
 
 __all__ = ["jacobians", "spectral_abscissa", "henrici_departure", "log_norm", "joined_field",
            "TrajectorySpectra", "trajectory_spectra", "eigenvalue_growth"]
@@ -170,8 +169,6 @@ def eigenvalue_growth(alpha: torch.Tensor, h: float) -> torch.Tensor:
     if not isinstance(alpha, torch.Tensor) or alpha.dim() not in (1, 2):
         raise ValueError(f"alpha must be a tensor [K] or [K, n] of spectral abscissas, "
                          f"got {alpha!r}")
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not math.isfinite(h) \
-            or h <= 0:
-        raise ValueError(f"h must be a positive finite number, got {h!r}")
+    positive(h, "h")
     start = alpha.new_zeros((1, *alpha.shape[1:]))
     return torch.cat([start, h * alpha]).cumsum(0).exp()

@@ -15,8 +15,9 @@ __all__ = ["integer", "positive_int", "number", "positive", "non_negative", "fin
 def integer(value, name: str, low: int | None = None) -> int:
     """``value`` if it is an ``int`` (not a ``bool``) and ``>= low`` when ``low`` is given."""
     if not isinstance(value, int) or isinstance(value, bool) or (low is not None and value < low):
-        bound = "" if low is None else f" >= {low}"
-        raise ValueError(f"{name} must be an integer{bound}, got {value!r}")
+        kind = ("a non-negative integer" if low == 0 else "an integer"
+                + ("" if low is None else f" >= {low}"))
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
     return value
 
 
@@ -45,7 +46,10 @@ def finite_at_least(value, name: str, low: float, strict: bool) -> float:
 
 def positive(value, name: str) -> float:
     """``value`` as a float if it is a finite number ``> 0``."""
-    return finite_at_least(value, name, 0.0, strict=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
 
 
 def non_negative(value, name: str) -> float:
@@ -56,7 +60,7 @@ def non_negative(value, name: str) -> float:
 def flag(value, name: str) -> bool:
     """``value`` if it is a ``bool``."""
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
+        raise TypeError(f"{name} must be a bool (True or False), got {value!r}")
     return value
 
 
