@@ -29,7 +29,7 @@ CONFIGURATIONS = [
 def fingerprint() -> dict:
     import torch
     import lib
-    from lib.train import train
+    from lib import train
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     out = {"capability": torch.backends.cpu.get_cpu_capability()}

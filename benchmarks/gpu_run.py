@@ -19,7 +19,7 @@ Parts run in the order (b), (c), (a), each written to ``$OUT`` as soon as it is 
     one CUDA graph (``torch.cuda.graph``), after checking that both give the same losses.
 (c) ``memory``: peak CUDA memory (``torch.cuda.max_memory_allocated``) of one gradient at
     d = 256, K = 100, n = 65536, float32, RK4: DTO (autograd) against OTD with the symplectic
-    partner (``lib.adjoint.otd_gradient``) and checkpointed DTO, each in its own process; the
+    partner (``lib.gradients.OTD()``) and checkpointed DTO, each in its own process; the
     gradients are compared.
 
 Writes ``$OUT/summary.md`` (all tables), ``$OUT/results.json``, ``$OUT/chapters/*.log``.
@@ -254,7 +254,7 @@ def step_benchmark(size: dict, device, repeats: int = 20, steps: int = 10) -> di
     """Eager step against the step captured as one CUDA graph, from the same initial network;
     both run ``3 + steps`` Adam steps and must reach the same loss (float32 round-off)."""
     import torch
-    from lib.train import cross_entropy
+    from lib.losses import cross_entropy
 
     def setup():
         net, X, y = _network(size, device, torch.float32)
@@ -318,12 +318,12 @@ def run_memory(method: str, size: dict, device_name: str, save: pathlib.Path) ->
     """One gradient of ``method`` at ``size`` in this process; its peak memory and time."""
     prepare_imports()
     import torch
-    from lib import adjoint
+    from lib.gradients import STRATEGIES
+    from lib.profiling import peak_memory
 
     device = torch.device(device_name)
     net, X, y = _network(size, device, torch.float32, T=1.0)
-    fn = dict(dto=adjoint.dto_gradient, otd_partner=adjoint.otd_gradient,
-              checkpointed_dto=adjoint.checkpointed_dto_gradient)[method]
+    fn = STRATEGIES[method]
     result = dict(method=method, size=size, device=device_name)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -341,10 +341,10 @@ def run_memory(method: str, size: dict, device_name: str, save: pathlib.Path) ->
         result["total_bytes"] = torch.cuda.get_device_properties(device).total_memory
     else:
         t0 = time.perf_counter()
-        grads, peak = adjoint.peak_memory(fn, net, X, y)
+        grads, peak = peak_memory(fn, net, X, y)
         result["seconds"] = time.perf_counter() - t0
         result["peak_bytes"] = peak
-        result["note"] = "CPU: peak bytes of live tensors (lib.adjoint.peak_memory)"
+        result["note"] = "CPU: peak bytes of live tensors (lib.profiling.peak_memory)"
     torch.save({k: v.detach().cpu() for k, v in grads.items()}, save)
     return result
 
@@ -352,7 +352,7 @@ def run_memory(method: str, size: dict, device_name: str, save: pathlib.Path) ->
 def memory(out: pathlib.Path, size: dict, device_name: str) -> list[dict]:
     prepare_imports()
     import torch
-    from lib.adjoint import relative_difference
+    from lib.gradients import relative_difference
 
     results = []
     for method in ("dto", "otd_partner", "checkpointed_dto"):

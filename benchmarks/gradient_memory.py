@@ -2,7 +2,7 @@
 the black-box backsolve, and ``torchdiffeq.odeint_adjoint`` (issue 3, chapter 2); and, for a
 Hamiltonian network, DTO against the reversible gradient, which stores no states (chapter 5).
 
-The network is :func:`lib.adjoint.smooth_network`: width ``d``, ``K`` layers of
+The network is :func:`lib.examples.smooth_network`: width ``d``, ``K`` layers of
 ``z' = tanh(A(t) z + b(t))`` on ``[0, T]``, float64, the ``donut2d`` data (``n`` points) lifted to
 width ``d``.  The method defaults to ``rk38``, the four-stage fourth-order 3/8 rule, which is
 torchdiffeq's fixed-grid ``"rk4"``, so that all five methods differentiate the same network
@@ -22,10 +22,10 @@ network and warm up on a two-layer copy first:
   high-water mark, for checkpointing more than tenfold.)  On CUDA it is
   ``torch.cuda.max_memory_allocated`` above the allocation before the call instead;
 * ``peak tensors`` (with ``--tensors``, same process, a later call):
-  :func:`lib.adjoint.peak_memory`, the largest number of bytes held at once by the tensors the
+  :func:`lib.profiling.peak_memory`, the largest number of bytes held at once by the tensors the
   call created, exact and deterministic;
 * ``time``: in the other process, with the default allocator, the median of ``--repeat`` calls
-  after one warm-up call (:func:`lib.adjoint.seconds_per_call`);
+  after one warm-up call (:func:`lib.profiling.seconds_per_call`);
 * ``rel. diff.``: ``|g - g_DTO| / |g_DTO|`` over all parameters, against DTO at the same K.
 
     python benchmarks/gradient_memory.py                                 # d=32, n=4096, K=100 and 1000
@@ -59,7 +59,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from lib import adjoint, claims  # noqa: E402
+from lib import claims  # noqa: E402
+from lib.examples import smooth_network  # noqa: E402
+from lib.gradients import DTO, STRATEGIES, relative_difference  # noqa: E402
+from lib.profiling import peak_memory, seconds_per_call  # noqa: E402
 from lib.data import make_dataset  # noqa: E402
 from lib.hamiltonian import SecondOrderField  # noqa: E402
 from benchmarks._common import cpu_model, write_block  # noqa: E402
@@ -68,8 +71,7 @@ APPENDIX = ROOT / "book" / "appendix_gradient_costs.md"
 ROUNDOFF_ULPS = 64
 """The bound, in units of the working precision, that OTD with the partner must meet."""
 
-HAMILTONIAN = {"dto_hamiltonian": adjoint.dto_gradient,
-               "reversible": adjoint.GRADIENTS["reversible"]}
+HAMILTONIAN = {"dto_hamiltonian": DTO(), "reversible": STRATEGIES["reversible"]}
 """The methods measured on the Hamiltonian network, each against ``dto_hamiltonian``."""
 METHODS = ["dto", "checkpointed_dto", "otd_partner", "backsolve", "torchdiffeq_adjoint",
            *HAMILTONIAN]
@@ -80,8 +82,8 @@ def problem(args, depth, method="dto"):
     device = torch.device(args.device)
     hamiltonian = dict(method="stormer_verlet", field=SecondOrderField) \
         if method in HAMILTONIAN else dict(method=args.method)
-    net = adjoint.smooth_network(width=args.width, depth=depth, T=args.T, seed=0, device=device,
-                                 **hamiltonian)
+    net = smooth_network(width=args.width, depth=depth, T=args.T, seed=0, device=device,
+                         **hamiltonian)
     x, y = make_dataset("donut2d", args.n, seed=0, dtype=torch.float64)
     return net, x.to(device), y.to(device)
 
@@ -92,12 +94,12 @@ def worker(args) -> None:
     import psutil
 
     torch.set_num_threads(1)
-    gradient = HAMILTONIAN.get(args.worker) or adjoint.GRADIENTS[args.worker]
+    gradient = HAMILTONIAN.get(args.worker) or STRATEGIES[args.worker]
     small, xs, ys = problem(args, 2, args.worker)
     gradient(small, xs, ys)  # warm-up: lazy initialisation outside the measurement
     net, x, y = problem(args, args.depth, args.worker)
     if not args.save:
-        print(json.dumps({"seconds": adjoint.seconds_per_call(gradient, net, x, y, repeat=args.repeat)}))
+        print(json.dumps({"seconds": seconds_per_call(gradient, net, x, y, repeat=args.repeat)}))
         return
     cuda = x.is_cuda
     if cuda:
@@ -114,7 +116,7 @@ def worker(args) -> None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
     torch.save({k: v.cpu() for k, v in g.items()}, args.save)
     del g
-    tensors = adjoint.peak_memory(gradient, net, x, y)[1] if args.tensors else float("nan")
+    tensors = peak_memory(gradient, net, x, y)[1] if args.tensors else float("nan")
     print(json.dumps({"peak": peak, "tensors": tensors}))
 
 
@@ -123,7 +125,7 @@ def difference_text(method: str, g: dict, reference: dict) -> str:
     kind of number it is (the partner's difference is checked against its round-off bound)."""
     if method in ("dto", "dto_hamiltonian"):
         return "0 (reference)"
-    diff = adjoint.relative_difference(g, reference)
+    diff = relative_difference(g, reference)
     if method == "checkpointed_dto" and all(torch.equal(g[k], reference[k]) for k in reference):
         return "0 (bitwise)"
     if method in ("otd_partner", "reversible"):
@@ -163,7 +165,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tensors", action="store_true",
-                        help="also count the peak tensor bytes with lib.adjoint.peak_memory")
+                        help="also count the peak tensor bytes with lib.profiling.peak_memory")
     parser.add_argument("--quick", action="store_true", help="d=8, n=256, K=10 and 40")
     parser.add_argument("--write-appendix", metavar="NAME",
                         help="write the table into block NAME of book/appendix_gradient_costs.md")

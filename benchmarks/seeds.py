@@ -8,7 +8,7 @@ descent act entry by entry, so each member follows its own path.  At the book's 
 bound by the per-operation overhead of PyTorch, not by arithmetic, so S members cost little more
 than one.
 
-For each size and each S in (1, 5, 20) this script times ``lib.train.train`` (Adam, ``--iterations``
+For each size and each S in (1, 5, 20) this script times ``lib.train`` (Adam, ``--iterations``
 iterations, float32, one thread) of
 
 * *members*: one network with S members, trained once;
@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import lib  # noqa: E402
 from benchmarks._common import cpu_model, write_block  # noqa: E402
-from lib.train import train  # noqa: E402
+from lib import train  # noqa: E402
 
 SIZES = [  # (width d, depth K, final time T, method, points n): the book's sizes
     (2, 20, 20.0, "euler", 500),
@@ -163,7 +163,7 @@ def main(argv=None) -> None:
     load.append(os.getloadavg()[0])
     five = [t["5 members"][0] / t["one seed"][0] for _, t in results]
     block = "\n".join([
-        f"Seconds per training run ({args.iterations} Adam iterations of `lib.train.train`, "
+        f"Seconds per training run ({args.iterations} Adam iterations of `lib.train`, "
         "full batch, float32, one thread, spiral data) of one network with S members "
         "(`ODENet(seed=range(S))`, one batched computation) against S separate runs, from "
         f"`benchmarks/seeds.py`: medians of {repeats} timed rounds after one warm-up, the runs "

@@ -76,8 +76,7 @@ class Problem:
     def leaves(self):
         """Fresh leaf copies ``A, b, w, w0`` of the same initial values as :meth:`net`."""
         net = self.net("euler")
-        return [p.detach().clone().requires_grad_() for p in
-                (net.field.A, net.field.b, net.classifier.w, net.classifier.w0)]
+        return [p.detach().clone().requires_grad_() for p in net.parameters()]
 
     def loss(self, zK, w, w0):
         return F.binary_cross_entropy_with_logits(torch.mv(zK, w) + w0, self.y)
@@ -108,7 +107,7 @@ class Impl:
 
 def lib_impl(P: Problem, method: str) -> Impl:
     net = P.net(method)
-    params = [net.field.A, net.field.b, net.classifier.w, net.classifier.w0]
+    params = list(net.parameters())  # A, b, w, w0
     return Impl(f"lib {method}", method, params, lambda: net(P.X),
                 lambda logits: F.binary_cross_entropy_with_logits(logits, P.y))
 
