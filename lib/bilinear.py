@@ -12,8 +12,7 @@ import torch
 
 from . import state as tree
 from .gradients import OTD, Strategy
-from .models import ODENet
-from .validate import single_network
+from .models import ODENet, single_network
 
 __all__ = ["tangents", "costates", "bilinear_invariant"]
 

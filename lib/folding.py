@@ -16,9 +16,9 @@ import torch
 
 from . import state as tree
 from .fields import ResNetField
-from .models import ODENet
+from .models import ODENet, single_network
 from .spectra import _row_jacobians
-from .validate import single_network, tensor
+from .validate import tensor
 
 __all__ = ["layer_jacobians", "layer_determinants", "step_lipschitz_bounds"]
 

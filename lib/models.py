@@ -37,7 +37,7 @@ from .layers import Layer
 from .tableaux import PartitionedTableau, get_method
 from .validate import integer, positive_int, tensor
 
-__all__ = ["Classifier", "LinearLift", "ODENet"]
+__all__ = ["Classifier", "LinearLift", "ODENet", "single_network"]
 
 
 class Classifier(nn.Module):
@@ -312,3 +312,14 @@ class ODENet(nn.Module):
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, T={self.T:g}, h={self.h:g}, method={self.tableau.name!r}"
+
+
+def single_network(net, what: str) -> ODENet:
+    """``net`` if it is an :class:`ODENet` without members; ``what`` names the computation that
+    examines one network at a time."""
+    if not isinstance(net, ODENet):
+        raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
+    if net.members is not None:
+        raise ValueError(f"net has {net.members} members; {what} examines one network at a "
+                         "time: pass net.member(s)")
+    return net

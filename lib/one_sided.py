@@ -20,10 +20,10 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .models import ODENet
+from .models import ODENet, single_network
 from .spectra import (_check_states, _row_jacobians, jacobians, joined_field, log_norm,
                       spectral_abscissa)
-from .validate import integer, positive, positive_int, single_network
+from .validate import integer, positive, positive_int
 
 __all__ = ["OneSidedLipschitz", "pair_quotients", "one_sided_lipschitz", "StabilityCurves",
            "layer_curves", "network_curves", "gradient_flow_bounds", "growth_factor",

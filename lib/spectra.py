@@ -21,8 +21,8 @@ from typing import Callable, NamedTuple
 import torch
 
 from . import state as tree
-from .models import ODENet
-from .validate import positive, single_network
+from .models import ODENet, single_network
+from .validate import positive
 
 __all__ = ["jacobians", "spectral_abscissa", "henrici_departure", "log_norm", "joined_field",
            "TrajectorySpectra", "trajectory_spectra", "eigenvalue_growth"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 __all__ = ["integer", "positive_int", "number", "positive", "non_negative", "finite_at_least",
-           "flag", "tensor", "single_network"]
+           "flag", "tensor"]
 
 
 def integer(value, name: str, low: int | None = None) -> int:
@@ -71,16 +71,3 @@ def tensor(value, name: str):
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
     return value
-
-
-def single_network(net, what: str):
-    """``net`` if it is a :class:`~lib.models.ODENet` without members; ``what`` names the
-    computation that examines one network at a time."""
-    from .models import ODENet
-
-    if not isinstance(net, ODENet):
-        raise TypeError(f"net must be a lib.models.ODENet, got {type(net).__name__}")
-    if net.members is not None:
-        raise ValueError(f"net has {net.members} members; {what} examines one network at a "
-                         "time: pass net.member(s)")
-    return net
