@@ -40,7 +40,8 @@ class Layer:
     h: float
 
     def __call__(self, state):
-        return advance(self.field.vector_field(self.theta), self.t, state, self.h, self.method)
+        return advance(self.field.vector_field(self.theta), self.t, state, self.h,
+                       self.method)
 
     def rate(self, state):
         """The field's value ``f(state; theta)`` at this layer."""

@@ -3,8 +3,10 @@
 method for ``p``."""
 from __future__ import annotations
 
+import torch
+
 from ..tableaux import ButcherTableau, PartitionedTableau, get_tableau
-from .base import Strategy
+from .base import Strategy, setup
 from .sweep import adjoint_step, sweep, sweep_order, vjp_step, weighted_adjoint_step
 
 __all__ = ["OTD"]
@@ -60,9 +62,10 @@ class OTD(Strategy):
         if adjoint.is_explicit:
             def reversed_time(layer, y, following, p):
                 nodes = {0.0: following, 1.0: y}
-                for g in adjoint.c:
-                    if g not in nodes:
-                        nodes[g] = layer.partial(1.0 - g)(y)
+                with torch.no_grad():
+                    for g in adjoint.c:
+                        if g not in nodes:
+                            nodes[g] = layer.partial(1.0 - g)(y)
                 stages = [layer.stage(nodes[g]) for g in adjoint.c]
                 return (y, *adjoint_step(stages, layer.theta, p, adjoint.a, adjoint.b, layer.h))
             return reversed_time
@@ -91,8 +94,6 @@ class OTD(Strategy):
 
     def costates(self, net, x, y, loss: str = "cross_entropy") -> list:
         """The costates ``[p^0, ..., p^K]`` of the sweep (states of the network's kind)."""
-        from .base import setup
-
         self.check(net)
         data_loss, x, y = setup(net, x, y, loss)
         return sweep(net, x, y, data_loss, self._layer_adjoint(net), store_states=True,

@@ -98,7 +98,8 @@ def weighted_adjoint_step(stages, theta, p, tableau, h: float):
     zero = tree.tree_map(torch.zeros_like, p)
     for i in range(s - 1, -1, -1):
         later = range(i + 1, s)
-        start = tree.tree_map(lambda c: tableau.b[i] * c, p) if tableau.b[i] != 0.0 else zero
+        start = (tree.tree_map(lambda c: tableau.b[i] * c, p) if tableau.b[i] != 0.0
+                 else zero)
         L = combine(start, [JL[j] for j in later], [tableau.a[j][i] for j in later], h)
         JL[i], GL[i] = _pullback(stages[i], theta, L)
     ones = [1.0] * s
@@ -127,10 +128,11 @@ LayerAdjoint = Callable[[Layer, object, object, object], tuple]
 def sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, data_loss: Callable,
           layer_adjoint: LayerAdjoint, store_states: bool,
           keep_costates: bool = False) -> tuple[torch.Tensor, Gradient, list | None]:
-    """The backward sweep: forwards without a graph (keeping all states ``y^0..y^K`` when
-    ``store_states``, else only ``y^K``), then ``p^K = dE/dy^K`` and, for ``k = K-1..0``,
-    ``layer_adjoint`` on layer ``k`` with fresh parameter leaves.  Returns the data loss per
-    member, the gradient and, with ``keep_costates``, the costates ``[p^0, ..., p^K]``."""
+    """The backward sweep: forwards without a graph (keeping all states ``y^0..y^K``
+    when ``store_states``, else only ``y^K``), then ``p^K = dE/dy^K`` and, for
+    ``k = K-1..0``, ``layer_adjoint`` on layer ``k`` with fresh parameter leaves.
+    Returns the data loss per member, the gradient and, with ``keep_costates``, the
+    costates ``[p^0, ..., p^K]``."""
     with torch.no_grad():
         states = net.states(x) if store_states else [net.final_state(x)]
     E, p, classifier = terminal(net, states[-1], y, data_loss)
@@ -143,5 +145,5 @@ def sweep(net: ODENet, x: torch.Tensor, y: torch.Tensor, data_loss: Callable,
         layer_grads.append(grads)
         if keep_costates:
             costates.append(p)
-    return E, assemble(net, layer_grads[::-1], classifier), (costates[::-1] if keep_costates
-                                                             else None)
+    return (E, assemble(net, layer_grads[::-1], classifier),
+            costates[::-1] if keep_costates else None)
