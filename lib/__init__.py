@@ -1,23 +1,15 @@
 """The library behind the book *Structure-preserving deep learning*.
 
-One module per idea of the talk (B. Owren, LMS-Bath 2020):
-``data`` (toy problems), ``tableaux`` (Runge--Kutta methods and partitioned pairs such as
-Störmer--Verlet as validated data, symplectic partners), ``integrators`` (explicit RK and
-partitioned steps and solves, for a tensor or a tuple state), ``activations`` (sigma and its
-antiderivative gamma), ``fields`` (vector fields f(z; theta) with per-layer parameters),
-``hamiltonian`` (Hamiltonian fields H = T(p) + V(z), energy, symplecticity, the extended phase
-space), ``models`` (the ODE network, with members for several seeds; Hamiltonian networks with
-state (z, p) and their exact inverse), ``train`` (full-batch training), ``adjoint``
-(gradients: DTO, OTD, backsolve, checkpointing, reversible), ``stability`` (eigenvalues,
-logarithmic norms, one-sided Lipschitz constants), ``growth`` (the largest growth of
-perturbations, the 2-norm of the end-to-end Jacobian, beside the spectra's predictions),
-``deep_limit`` (refinement, convergence orders, the deep limit's objective), ``experiments``
-(training outcomes over several seeds), ``optim`` (optimisers as steps of discretised flows),
-``msa`` (training by the maximum principle), ``claims`` (the checks behind
-the prose), ``plotting`` (the book's figures, one module per kind), ``runtime``
-(reproducibility).  Chapter 8 adds the digits to ``data``, ``lipschitz`` (Lipschitz bounds
-of Euler networks, the non-expansive step constraint) and ``robustness`` (attacks,
-certificates, the digit experiments).
+One module per idea of the talk (B. Owren, LMS-Bath 2020); the README's module map lists them
+floor by floor.  A network (:class:`ODENet`, :mod:`models`) is a lift, ``K`` layers and a
+classifier; each layer is a map of states (:mod:`layers`: one explicit Runge--Kutta or
+partitioned step of a vector field of :mod:`fields` or :mod:`hamiltonian`, with the methods of
+:mod:`tableaux` and :mod:`integrators`), reached through ``net.layer(k)`` by every gradient
+(:mod:`gradients`: DTO, OTD, backsolve, checkpointing, reversible, torchdiffeq's adjoint, each
+a strategy object), diagnostic (:mod:`spectra`, :mod:`one_sided`, :mod:`folding`,
+:mod:`growth`, :mod:`lipschitz`, :mod:`bilinear`) and figure (:mod:`plotting`, which draws and
+never trains).  :func:`train` trains with any strategy; :mod:`claims` checks what the prose
+says; :mod:`runtime` sets up a notebook.
 """
 __version__ = "0.2.0"
 """The version of the library and of the book; every chapter's set-up cell installs this one."""

@@ -18,6 +18,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 
+from .config import DEFAULTS
 from .data import make_dataset
 from .models import ODENet
 from .regularisers import time_smoothness, weight_penalty
@@ -110,9 +111,10 @@ class Experiment:
                 f"validation {spread(self.validation_accuracy)}   ({len(self.seeds)} seeds)")
 
 
-def classify(dataset: str, *, seeds: Sequence[int] = range(5), n: int = 500,
-             iterations: int = 500, lr: float = 0.05, optimizer: str = "adam",
-             loss: str = "cross_entropy", regulariser=None, device: torch.device | str = "cpu",
+def classify(dataset: str, *, seeds: Sequence[int] = range(DEFAULTS.seeds), n: int = 500,
+             iterations: int = DEFAULTS.iterations, lr: float = DEFAULTS.lr,
+             optimizer: str = DEFAULTS.optimizer, loss: str = DEFAULTS.loss, regulariser=None,
+             device: torch.device | str = "cpu",
              dtype: torch.dtype = torch.float32, name: str | None = None,
              **net_kwargs) -> Experiment:
     """Train ``ODENet(**net_kwargs, seed=seeds)`` on ``n`` points of ``dataset`` per seed and
@@ -190,7 +192,7 @@ def from_record(record: Mapping[str, Any], device: torch.device | str = "cpu") -
     objective at the recorded iterations only."""
     config = _config(record["config"])
     dtype = getattr(torch, config.pop("dtype", "float64"))
-    dataset, seeds = config.pop("dataset"), tuple(config.pop("seeds", range(5)))
+    dataset, seeds = config.pop("dataset"), tuple(config.pop("seeds", range(DEFAULTS.seeds)))
     n = config.pop("n", 500)
     for key in ("lam", "size", "iterations", "lr", "optimizer", "loss", "name"):
         config.pop(key, None)

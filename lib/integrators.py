@@ -179,7 +179,10 @@ def rk_solve(f, z0, h: float, steps: int, tableau, t0: float = 0.0,
     stacked states ``[z^0, ..., z^K]`` of shape ``[K+1, *z0.shape]``; a tuple state gives a tuple
     of such stacks, one per component (:func:`lib.state.stack`).
     """
-    state.check(z0, "z0")
+    # not state.check: a tableau steps tuple components of any shapes, e.g. extended_run's
+    # (z, p, p_t); _check_state below checks the components
+    if not isinstance(z0, (torch.Tensor, tuple)):
+        raise TypeError(f"z0 must be a torch.Tensor or a tuple of tensors, got {type(z0).__name__}")
     positive_int(steps, "steps")
     fields = list(f) if isinstance(f, (list, tuple)) and not isinstance(f, Separable) else [f] * steps
     if len(fields) != steps:

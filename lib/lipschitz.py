@@ -64,8 +64,7 @@ def _euler_net(net, fields) -> ODENet:
 
 def _readout(net: ODENet) -> torch.Tensor:
     """The read-out as matrices ``[(S,) rows, width]`` (one row for two classes)."""
-    w = net.classifier.w
-    return w.unsqueeze(-2) if net.classifier.classes == 2 else w
+    return net.classifier.matrix()
 
 
 def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
@@ -80,7 +79,7 @@ def nonexpansive_constraint(limit: float = 2.0, readout: bool = True
         _euler_net(net, (GradientField,))
         scale_to_norm(net.field.linear_parts(), math.sqrt(limit / net.h))
         if net.linear_lift is not None:
-            scale_to_norm(net.linear_lift.P, 1.0)
+            scale_to_norm(net.linear_lift.matrix(), 1.0)
         if readout:
             scale_to_norm(_readout(net), 1.0)
 
@@ -104,7 +103,7 @@ def network_bound(net: ODENet) -> torch.Tensor:
     0-dim tensor, or ``[S]`` with members."""
     bound = layer_bounds(net).prod(0) * spectral_norms(_readout(net))
     if net.linear_lift is not None:
-        bound = bound * spectral_norms(net.linear_lift.P)
+        bound = bound * spectral_norms(net.linear_lift.matrix())
     return bound
 
 

@@ -63,6 +63,15 @@ class Classifier(nn.Module):
             return torch.mv(z, self.w) + self.w0
         return torch.baddbmm(self.w0[:, None, None], z, self.w.unsqueeze(-1)).squeeze(-1)
 
+    def matrix(self) -> torch.Tensor:
+        """The read-out as matrices ``[(S,) rows, width]``: the logits are ``matrix() z + bias()``
+        (one row for two classes).  A view of ``w``, so in-place changes reach the parameter."""
+        return self.w.unsqueeze(-2) if self.classes == 2 else self.w
+
+    def bias(self) -> torch.Tensor:
+        """The read-out's offsets ``w0``, ``[(S,) rows]`` or ``[(S,)]`` for two classes."""
+        return self.w0
+
     def member(self, s: int) -> "Classifier":
         """A single classifier holding member ``s``'s parameters (a copy)."""
         single = copy.deepcopy(self)
@@ -86,6 +95,10 @@ class LinearLift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.matmul(x, self.P.mT)
+
+    def matrix(self) -> torch.Tensor:
+        """The lift's matrix ``P`` ``[(S,) width, in_features]`` (the parameter itself)."""
+        return self.P
 
     def member(self, s: int) -> "LinearLift":
         """A single lift holding member ``s``'s matrix (a copy)."""

@@ -111,9 +111,10 @@ def assemble(net: ODENet, layer_grads: list, classifier: Gradient) -> Gradient:
 
 def autograd_gradient(net: ODENet, E: torch.Tensor) -> tuple[torch.Tensor, Gradient]:
     """``E`` detached and ``d(sum E)/dparameters`` by autograd, keyed like
-    ``net.named_parameters()``."""
+    ``net.named_parameters()`` (zero for a parameter that ``E`` does not read, as in the sweeps)."""
     params = dict(net.named_parameters())
-    return E.detach(), dict(zip(params, torch.autograd.grad(E.sum(), tuple(params.values()))))
+    grads = torch.autograd.grad(E.sum(), tuple(params.values()), materialize_grads=True)
+    return E.detach(), dict(zip(params, grads))
 
 
 def layer_keys(net: ODENet) -> list[str]:

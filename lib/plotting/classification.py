@@ -96,8 +96,8 @@ def _transition_panel(ax, net: ODENet, z: torch.Tensor, y: torch.Tensor, k: int,
     scatter_classes(ax, z, y, size=3, legend=legend)
     ax.set(title=title or f"$k = {k}$, $t = {k * net.h:g}$", xlabel="$z_1$", ylabel="$z_2$")
     if k == net.depth and net.width == 2 and net.classifier.classes == 2:
-        w = net.classifier.w.detach().cpu()
-        w0 = float(net.classifier.w0.detach())
+        w = net.classifier.matrix()[0].detach().cpu()
+        w0 = float(net.classifier.bias().detach())
         s = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), 2)
         if abs(float(w[1])) > 1e-12:
             ax.plot(s, -(w0 + w[0] * s) / w[1], "k--", lw=1, label="$w^Tz+w_0=0$")
