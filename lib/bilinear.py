@@ -45,8 +45,9 @@ def costates(net: ODENet, x: torch.Tensor, y: torch.Tensor, strategy: Strategy |
     adjoint; ``OTD(tableau)`` another method for ``p``) or :class:`~lib.gradients.Backsolve`
     (along the reconstructed states)."""
     strategy = OTD() if strategy is None else strategy
-    if not hasattr(strategy, "costates"):
-        raise ValueError(f"{strategy!r} computes no costates; use OTD(...) or Backsolve()")
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"strategy must be a lib.gradients.Strategy such as OTD(), got "
+                        f"{type(strategy).__name__}")
     return tree.stack(strategy.costates(net, x, y, loss))
 
 

@@ -26,7 +26,7 @@ from .training import History, train
 
 __all__ = ["VALIDATION_SEED", "Spread", "spread", "rank_correlation", "Experiment", "classify",
            "run", "to_record", "from_record", "save_records", "ensure_file", "load_records",
-           "StabilitySummary", "stability_summary"]
+           "StabilitySummary", "stability_summary", "Exploration", "explore"]
 
 VALIDATION_SEED = 1000
 """Offset between the data seed of a member's training points and of its validation points."""
@@ -309,3 +309,24 @@ def stability_summary(experiment: Experiment, points: int = 200, refinement: int
             (error > 0).to(nu.dtype).mean(),
             (fine.h * c.spectra.departure.sum(0)).median()]).to(torch.float64).cpu())
     return StabilitySummary(*torch.stack(rows, 1))
+
+
+class Exploration(NamedTuple):
+    """A run of chapter 1's explorer: the trained network, its data and its history."""
+
+    net: ODENet
+    X: torch.Tensor
+    y: torch.Tensor
+    history: History
+
+
+def explore(dataset: str = "donut2d", depth: int = 10, h: float = 1.0, activation: str = "tanh",
+            iterations: int = 300, n: int = 300, seed: int = 0) -> Exploration:
+    """Train a width-2 Euler network of ``depth`` layers with step ``h`` and ``activation`` on
+    ``n`` points of ``dataset`` (Adam, rate 0.05, ``iterations`` steps), all drawn from ``seed``:
+    chapter 1's explorer, drawn by :func:`lib.plotting.explorer.explorer_figure`."""
+    X, y = make_dataset(dataset, n, seed=seed)
+    net = ODENet(width=2, depth=depth, T=depth * h, method="euler", activation=activation,
+                 seed=seed)
+    history = train(net, X, y, iterations=iterations, lr=0.05, record_every=iterations)
+    return Exploration(net, X, y, history)

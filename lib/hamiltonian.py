@@ -126,6 +126,9 @@ class HamiltonianField(VectorField):
 
     def forward(self, state, theta) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole field on the state ``(z, p)``: ``(dH/dp, -dH/dz)``."""
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise TypeError(f"a Hamiltonian field acts on the pair state (z, p), got "
+                            f"{type(state).__name__}; split a joined state with lib.state.split")
         z, p = state
         return self.dz(p, theta), self.dp(z, theta)
 

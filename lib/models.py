@@ -273,7 +273,10 @@ class ODENet(nn.Module):
 
     def states(self, x: torch.Tensor) -> list:
         """The states ``[y^0, ..., y^K]`` of the inputs ``x``: ``y^0 = lift(x)``,
-        ``y^{k+1} = layer(k)(y^k)``; each a tensor ``[(S,) n, width]`` or a pair."""
+        ``y^{k+1} = layer(k)(y^k)``; each a tensor ``[(S,) n, width]`` or a pair.  A
+        partitioned step returns its last stages as the new state, so a component of ``y^k``
+        can be a tensor the next layer also computes with: differentiate with respect to
+        clones (``lib.state.tree_map(torch.clone, y)``), not with ``retain_grad`` on them."""
         states = [self.lift(x)]
         for layer in self.layers():
             states.append(layer(states[-1]))

@@ -1,10 +1,11 @@
-"""A training step never waits for the device (DESIGN.md: so that a GPU can run the whole step
-as one CUDA graph).  Tested on the CPU by proxy: every operation that needs a tensor's value on
-the host (``.item()``, ``bool(t)``, ``float(t)``: ``aten._local_scalar_dense``) or whose output
-shape depends on the data (``nonzero``, ``masked_select``) is counted while ``lib.train.train``
-runs; the count must not grow with the number of steps in a block (``record_every``).  The
-optimiser's own step counter is excluded: PyTorch keeps it on the host on purpose (it is a host
-value on a GPU too, and ``capturable=True`` moves it to the device for graph capture)."""
+"""A training step never waits for the device (the docstring of lib/training.py: so that a GPU
+can run the whole step as one CUDA graph).  Tested on the CPU by proxy: every operation that
+needs a tensor's value on the host (``.item()``, ``bool(t)``, ``float(t)``:
+``aten._local_scalar_dense``) or whose output shape depends on the data (``nonzero``,
+``masked_select``) is counted while ``lib.train`` runs; the count must not grow with the
+number of steps in a block (``record_every``).  The optimiser's own step counter is excluded:
+PyTorch keeps it on the host on purpose (it is a host value on a GPU too, and
+``capturable=True`` moves it to the device for graph capture)."""
 import pytest
 import torch
 from torch.optim.optimizer import (register_optimizer_step_post_hook,
@@ -12,8 +13,8 @@ from torch.optim.optimizer import (register_optimizer_step_post_hook,
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import lib
-from lib import adjoint
-from lib.train import time_smoothness, train
+from lib.gradients import DTO, OTD, Backsolve, Checkpointed
+from lib.regularisers import time_smoothness
 
 SYNCHRONISING = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
                  torch.ops.aten.masked_select.default}
@@ -40,7 +41,7 @@ def syncs(steps: int, seed=(0, 1), **options) -> int:
              register_optimizer_step_post_hook(lambda *a: setattr(meter, "in_optimizer", False))]
     try:
         with meter:
-            train(net, X, y, iterations=steps, record_every=steps, **options)
+            lib.train(net, X, y, iterations=steps, record_every=steps, **options)
     finally:
         for hook in hooks:
             hook.remove()
@@ -48,6 +49,7 @@ def syncs(steps: int, seed=(0, 1), **options) -> int:
 
 
 def test_the_proxy_sees_a_host_sync():
+    """The counter sees bool(), .item() and float() of a tensor."""
     meter = HostSyncs()
     with meter:
         t = torch.ones(3)
@@ -59,10 +61,11 @@ def test_the_proxy_sees_a_host_sync():
                                      {"regulariser": time_smoothness(0.1)}],
                          ids=["adam", "gd", "regularised"])
 def test_training_steps_never_synchronise(options):
+    """Nine steps in a block synchronise as often as three: no step waits for the device."""
     assert syncs(3, **options) == syncs(9, **options)
 
 
-@pytest.mark.parametrize("gradient", [adjoint.otd_gradient, adjoint.dto_gradient],
-                         ids=lambda g: g.__name__)
+@pytest.mark.parametrize("gradient", [OTD(), DTO(), Checkpointed(), Backsolve()], ids=repr)
 def test_gradient_strategies_never_synchronise(gradient):
+    """A step with a gradient strategy of lib.gradients does not synchronise either."""
     assert syncs(3, seed=0, gradient=gradient) == syncs(9, seed=0, gradient=gradient)

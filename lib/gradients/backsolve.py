@@ -53,12 +53,12 @@ class Backsolve(Strategy):
 
     def states(self, net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The forward states ``[y^0..y^K]`` and the states ``[yhat^0..yhat^K]`` that the
-        black-box adjoint reconstructs backwards from ``yhat^K = y^K``, both stacked (a pair
-        joined, :func:`lib.state.join`) ``[K+1, (S,) n, width]``."""
+        black-box adjoint reconstructs backwards from ``yhat^K = y^K``, both stacked
+        ``[K+1, (S,) n, width]`` (for a pair, a pair of stacks, :func:`lib.state.stack`)."""
         self.check(net)
         with torch.no_grad():
             states = net.states(x)
             back = [states[-1]]
             for layer in reversed(net.layers()):
                 back.append(layer.backwards()(back[-1]))
-        return tree.join(tree.stack(states)), tree.join(tree.stack(back[::-1]))
+        return tree.stack(states), tree.stack(back[::-1])

@@ -59,6 +59,11 @@ class Strategy:
 
     __call__ = gradient
 
+    def costates(self, net: ODENet, x, y, loss: str = "cross_entropy") -> list:
+        """The costates ``[p^0, ..., p^K]`` of a strategy that sweeps them backwards
+        (:class:`~lib.gradients.OTD`, :class:`~lib.gradients.Backsolve`); the others have none."""
+        raise ValueError(f"{self!r} computes no costates; use OTD(...) or Backsolve()")
+
     def differentiable_loss(self, net: ODENet, x, y, data_loss: Callable):
         """The data loss per member with the graph whose backward pass *is* this strategy
         (:class:`~lib.gradients.DTO`'s), or ``None`` for a strategy that computes its gradient

@@ -37,10 +37,13 @@ class OTD(Strategy):
     A tableau for ``p`` needs a network stepped by a Runge--Kutta tableau.
     """
 
-    name = "otd_partner"
-
     def __init__(self, adjoint: ButcherTableau | str | None = None):
         self.adjoint = None if adjoint is None else get_tableau(adjoint)
+
+    @property
+    def name(self) -> str:
+        """``"otd_partner"`` for the exact adjoint, ``"otd_<tableau>"`` otherwise."""
+        return "otd_partner" if self.adjoint is None else f"otd_{self.adjoint.name}"
 
     def refusal(self, net):
         if self.adjoint is not None and isinstance(net.tableau, PartitionedTableau):

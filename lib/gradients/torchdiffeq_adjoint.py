@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..tableaux import METHODS
+from ..tableaux import METHODS, PartitionedTableau
 from .base import Strategy, autograd_gradient
 
 __all__ = ["TorchdiffeqAdjoint"]
@@ -45,6 +45,9 @@ class TorchdiffeqAdjoint(Strategy):
     name = "torchdiffeq_adjoint"
 
     def refusal(self, net):
+        if isinstance(net.tableau, PartitionedTableau):
+            return (f"torchdiffeq steps one tableau on a tensor state; the network is stepped by "
+                    f"the pair {net.tableau.name!r} on (z, p)")
         if _torchdiffeq_method(net.tableau) is None:
             return (f"torchdiffeq has no fixed-grid method equal to {net.tableau.name!r}; "
                     f"expected one of {sorted(_TORCHDIFFEQ_METHODS)}")

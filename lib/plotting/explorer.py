@@ -1,6 +1,6 @@
-"""Interactive explorers: ``ipywidgets`` controls over a figure, and chapter 1's explorer of
-ResNet-like networks (choose the depth ``K``, the step ``h`` and the activation, train, and see
-the decision regions and the features layer by layer).
+"""Interactive figures: ``ipywidgets`` controls over a figure (:func:`figure_widget`), and the
+figure of chapter 1's explorer of a trained run (:func:`explorer_figure`; the explorer itself,
+which trains, is :mod:`lib.interactive`).
 
 :func:`figure_widget` shows its figure as a PNG in an ``ipywidgets.Image``, not through an
 ``Output`` widget (as ``ipywidgets.interactive`` does).  Output captured by an ``Output`` widget
@@ -16,25 +16,18 @@ import io
 
 import matplotlib.pyplot as plt
 
-from ..data import make_dataset
-from ..activations import ACTIVATIONS
-from ..models import ODENet
-from ..training import train
+from ..experiments import Exploration
 from .classification import decision_regions, scatter_classes
 from .style import panels
 
-__all__ = ["figure_widget", "figure_png", "explorer_figure", "explorer"]
+__all__ = ["figure_widget", "figure_png", "explorer_figure"]
 
 
-def explorer_figure(dataset: str = "donut2d", depth: int = 10, h: float = 1.0,
-                    activation: str = "tanh", iterations: int = 300, n: int = 300,
-                    seed: int = 0):
-    """Train a width-2 Euler network of ``depth`` layers with step ``h`` on ``dataset`` and draw
-    its decision regions beside the features at the first, middle and last layer."""
-    X, y = make_dataset(dataset, n, seed=seed)
-    net = ODENet(width=2, depth=depth, T=depth * h, method="euler", activation=activation,
-                 seed=seed)
-    history = train(net, X, y, iterations=iterations, lr=0.05, record_every=iterations)
+def explorer_figure(run: Exploration):
+    """Chapter 1's explorer figure of a trained run (:func:`lib.experiments.explore`): the
+    decision regions beside the features at the first, middle and last layer."""
+    net, X, y, history = run
+    depth, h, activation = net.depth, net.h, net.field.activation
     states = net.trajectory(X).detach()
     fig, axes = panels(4, columns=2, height=3.0)
     accuracy = float(history.train_accuracy[-1])
@@ -80,22 +73,3 @@ def figure_widget(draw, controls, describe):
         control.observe(update, names="value")
     update()
     return widgets.VBox([*controls, status, image])
-
-
-def explorer(dataset: str = "donut2d", **options):
-    """The ipywidgets explorer: sliders for ``K`` and ``h``, a menu for the activation, a status
-    line and the figure of :func:`explorer_figure` (``options`` are passed on to it).  It trains
-    once for the initial values, then again whenever a control is released."""
-    import ipywidgets as widgets
-
-    controls = [
-        widgets.IntSlider(value=10, min=1, max=40, step=1, description="K",
-                          continuous_update=False),
-        widgets.FloatSlider(value=1.0, min=0.1, max=2.0, step=0.1, description="h",
-                            continuous_update=False),
-        widgets.Dropdown(options=sorted(ACTIVATIONS), value="tanh", description="σ"),
-    ]
-    return figure_widget(
-        lambda depth, h, activation: explorer_figure(dataset, depth, h, activation, **options),
-        controls,
-        lambda depth, h, activation: f"{dataset}: K = {depth}, h = {h:g}, σ = {activation}")
