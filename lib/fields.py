@@ -66,6 +66,9 @@ class VectorField(nn.Module):
     """
 
     theta_names: tuple[str, ...] = ()
+    autonomous: bool = True
+    """Whether :meth:`vector_field` ignores its time argument (every field of the library
+    does); a field that reads ``t`` sets it to ``False``."""
 
     def __init__(self, width: int, layers: int, activation: str = "tanh",
                  generator=None):
@@ -76,13 +79,19 @@ class VectorField(nn.Module):
         self.sigma = get_activation(activation)
         self.members = member_generators(generator)[1]
 
+    def _draw(self, name: str, shape: tuple[int, ...], std: float, generator) -> None:
+        """Register the stacked parameter ``name`` of ``K`` layers, entries ``N(0, std^2)`` of
+        ``shape`` per layer, drawn from each member's generator in turn (stacked along the
+        member axis 1): a new field draws its parameters with this and no members logic."""
+        gens, S = member_generators(generator)
+        setattr(self, name, nn.Parameter(draw_normal(gens, S, (self.layers, *shape), std, 1)))
+
     def _matrix_and_bias(self, matrix: str, generator) -> None:
         """Register the stacked parameters ``matrix^k ~ N(0, 1/width)`` (``width x width``) and
         ``b^k ~ N(0, 0.1^2)``, drawn in that order from each member's generator."""
-        d, K = self.width, self.layers
-        gens, S = member_generators(generator)
-        setattr(self, matrix, nn.Parameter(draw_normal(gens, S, (K, d, d), 1 / math.sqrt(d), 1)))
-        self.b = nn.Parameter(draw_normal(gens, S, (K, d), 0.1, 1))
+        d = self.width
+        self._draw(matrix, (d, d), 1 / math.sqrt(d), generator)
+        self._draw("b", (d,), 0.1, generator)
 
     # --- the hooks a network and the diagnostics use ---------------------------------------
 
@@ -127,7 +136,7 @@ class VectorField(nn.Module):
 
     def layer(self, k: int) -> tuple[torch.Tensor, ...]:
         """The parameters ``theta^k`` of layer ``k``."""
-        if not isinstance(k, int) or not 0 <= k < self.layers:
+        if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k < self.layers:
             raise ValueError(f"k must be a layer index in 0..{self.layers - 1}, got {k!r}")
         return tuple(p[k] for p in self.stacks().values())
 

@@ -15,9 +15,10 @@ the *second-order* model ``z'' = -A^T sigma(A z + b)`` (``sigma_1 = id``, ``A_1 
 
 Every field here is a :class:`~lib.fields.VectorField` (per-layer parameters through
 ``stacks()``, ``thetas()``, ``layer(k)``, ``repeat_layers(m)``, ``member(s)``) whose
-``forward(y, theta)`` acts on the phase-space state ``y = (z, p)`` joined along the last axis
-(``[n, 2 width]``), so Jacobians and stability diagnostics apply unchanged, and whose halves
-:meth:`HamiltonianField.dz`, :meth:`HamiltonianField.dp` are what a partitioned method steps.
+``forward((z, p), theta)`` acts on the phase-space state, a pair (:mod:`lib.state`; Jacobians
+and stability diagnostics see it joined along the last axis, ``[n, 2 width]``, through
+:func:`lib.state.on_joined`), and whose halves :meth:`HamiltonianField.dz`,
+:meth:`HamiltonianField.dp` are what a partitioned method steps.
 The functions after the fields measure what chapter 5 shows: energy errors, the symplecticity
 of a step, the extended phase space of a non-autonomous ``H``, and a symplectic Euler step for a
 non-separable ``H``.
@@ -29,12 +30,11 @@ from functools import partial
 from typing import Callable, NamedTuple
 
 import torch
-from torch import nn
 from torch.autograd import forward_ad
 
 from . import state as tree
 from .activations import get_activation
-from .fields import AffineParameters, VectorField, affine, draw_normal, member_generators
+from .fields import AffineParameters, VectorField, affine
 from .integrators import Separable, rk_solve
 from .parameter_path import theta_at, theta_rate
 from .tableaux import (RK4, STORMER_VERLET, SYMPLECTIC_EULER_PZ, PartitionedTableau,
@@ -61,15 +61,14 @@ class HamiltonianField(VectorField):
     ``z`` (and of ``p``); ``activation`` is ``sigma_2``, the activation of ``V``.
     """
 
-    def _draw(self, names: tuple[str, ...], generator) -> None:
+    def _draw_all(self, names: tuple[str, ...], generator) -> None:
         """Register stacked parameters ``name^k``: a matrix ``N(0, 1/width)`` (``width x width``)
         for a name starting with ``A``, a bias ``N(0, 0.1^2)`` otherwise, drawn in the order of
         ``names`` from each member's generator."""
-        d, K = self.width, self.layers
-        gens, S = member_generators(generator)
+        d = self.width
         for name in names:
-            shape, std = ((K, d, d), 1 / math.sqrt(d)) if name.startswith("A") else ((K, d), 0.1)
-            setattr(self, name, nn.Parameter(draw_normal(gens, S, shape, std, 1)))
+            shape, std = ((d, d), 1 / math.sqrt(d)) if name.startswith("A") else ((d,), 0.1)
+            self._draw(name, shape, std, generator)
 
     def kinetic(self, p: torch.Tensor, theta) -> torch.Tensor:
         """``T(p; theta)`` per row, shape ``p.shape[:-1]``."""
@@ -156,7 +155,7 @@ class GeneralHamiltonianField(HamiltonianField):
         super().__init__(width, layers, activation, generator)
         self.kinetic_activation = activation if kinetic_activation is None else kinetic_activation
         self.sigma_kinetic = get_activation(self.kinetic_activation)
-        self._draw(self.theta_names, generator)
+        self._draw_all(self.theta_names, generator)
 
     def kinetic(self, p, theta):
         A1, b1, _, _ = theta
@@ -195,7 +194,7 @@ class SecondOrderField(AffineParameters, HamiltonianField):
 
     def __init__(self, width: int, layers: int, activation: str = "tanh", generator=None):
         super().__init__(width, layers, activation, generator)
-        self._draw(self.theta_names, generator)
+        self._draw_all(self.theta_names, generator)
 
     def kinetic(self, p, theta):
         return 0.5 * p.square().sum(-1)
@@ -227,7 +226,7 @@ class CoupledField(AffineParameters, HamiltonianField):
 
     def __init__(self, width: int, layers: int, activation: str = "tanh", generator=None):
         super().__init__(width, layers, activation, generator)
-        self._draw(self.theta_names, generator)
+        self._draw_all(self.theta_names, generator)
 
     def kinetic(self, p, theta):
         A, b = theta

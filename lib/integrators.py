@@ -174,7 +174,7 @@ def rk_solve(f, z0, h: float, steps: int, tableau, t0: float = 0.0,
              trajectory: bool = False, times: str = "argument"):
     """``steps`` explicit steps of size ``h`` from ``z(t0) = z0``.
 
-    ``f(t, z)`` is the vector field, or a sequence of ``steps`` fields, the one used during step
+    ``f(t, z)`` is the vector field, or a list of ``steps`` fields, the one used during step
     ``k`` (a :class:`Separable` for a pair).  Returns ``z^K``, or with ``trajectory=True`` the
     stacked states ``[z^0, ..., z^K]`` of shape ``[K+1, *z0.shape]``; a tuple state gives a tuple
     of such stacks, one per component (:func:`lib.state.stack`).
@@ -184,9 +184,9 @@ def rk_solve(f, z0, h: float, steps: int, tableau, t0: float = 0.0,
     if not isinstance(z0, (torch.Tensor, tuple)):
         raise TypeError(f"z0 must be a torch.Tensor or a tuple of tensors, got {type(z0).__name__}")
     positive_int(steps, "steps")
-    fields = list(f) if isinstance(f, (list, tuple)) and not isinstance(f, Separable) else [f] * steps
+    fields = f if isinstance(f, list) else [f] * steps
     if len(fields) != steps:
-        raise ValueError(f"f must be one field or a sequence of steps = {steps} fields, got "
+        raise ValueError(f"f must be one field or a list of steps = {steps} fields, got "
                          f"{len(fields)}")
     methods = [_check_method(field, tableau) for field in fields]
     _check_state(z0, methods[0])

@@ -27,7 +27,7 @@ from .tableaux import ButcherTableau, PartitionedTableau
 __all__ = ["Layer"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Layer:
     """``y -> Phi_h(y; theta)``: one step of ``method`` of size ``h`` from time ``t`` for the
     field ``field`` with parameters ``theta`` (a tuple of tensors), on a tensor or tuple state

@@ -269,6 +269,9 @@ class ODENet(nn.Module):
         if self.members is not None:
             raise ValueError(f"net has {self.members} members; batched_layers batches the layers "
                              "of one network: pass net.member(s)")
+        if not self.field.autonomous:
+            raise ValueError(f"batched_layers steps every layer from one time; the field "
+                             f"{type(self.field).__name__} depends on t: use net.layers()")
         return Layer(self.field, tuple(thetas), self.tableau, 0.0, self.h)
 
     def states(self, x: torch.Tensor) -> list:

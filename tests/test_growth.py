@@ -2,7 +2,7 @@
 whole network (torch.func.jacrev), against closed forms on the two controls of chapter 6 (a
 constant symmetric J, where the eigenvalues are exact up to Euler's discretisation, and a
 constant Jordan block, where they fail by the factor asinh(|c| T / 2) in e-folds), and
-Henrici's departure from normality."""
+the growth of a Hamiltonian network's phase-space perturbations."""
 import math
 
 import pytest
@@ -10,7 +10,8 @@ import torch
 
 import lib
 from lib import growth as gr
-from lib import stability as st
+from lib.examples import constant_network, markus_yamabe_network
+from lib.hamiltonian import GeneralHamiltonianField, SecondOrderField, tangent_growth
 
 F64 = torch.float64
 
@@ -21,6 +22,7 @@ def gen(seed=0):
 
 @pytest.mark.parametrize("method", ["euler", "heun", "rk4"])
 def test_flow_jacobians_are_autograds_jacobians_of_the_whole_network(method):
+    """Phi^k = d z^k / d z^0 [K+1, n, d, d], Phi^0 = I, equal to jacrev of the network."""
     net = lib.ODENet(width=2, depth=5, T=3.0, method=method, seed=1).double()
     x = torch.randn(7, 2, generator=gen(2), dtype=F64)
     jac = gr.flow_jacobians(net, x)
@@ -34,6 +36,8 @@ def test_flow_jacobians_are_autograds_jacobians_of_the_whole_network(method):
 
 
 def test_largest_growth_is_the_largest_over_directions_and_random_is_below():
+    """|Phi^K|_2 is the largest |Phi^K u| over a fine search of unit directions; the random
+    direction's growth lies below it."""
     net = lib.ODENet(width=2, depth=6, T=3.0, seed=4).double()
     x = torch.randn(5, 2, generator=gen(5), dtype=F64)
     jac = gr.flow_jacobians(net, x)[-1]
@@ -57,7 +61,7 @@ def test_symmetric_control_eigenvalues_exact_up_to_eulers_error():
     x = torch.randn(9, 2, generator=gen(7), dtype=F64)
     errors = []
     for K in (40, 80, 160):
-        c = gr.growth_comparison(gr.constant_network(S, T, K), x, generator=gen(8))
+        c = gr.growth_comparison(constant_network(S, T, K), x, generator=gen(8))
         error = c.largest[-1].log() - c.eigenvalues[-1].log()
         h = T / K
         euler = K * math.log(1 + h * top) - T * top
@@ -75,6 +79,8 @@ def test_symmetric_control_eigenvalues_exact_up_to_eulers_error():
 
 @pytest.mark.parametrize("a, c", [(-1.0, 1.0), (-0.1, 1.0), (0.2, -0.5)])
 def test_jordan_control_fails_by_the_closed_form_factor(a, c):
+    """J = [[a, c], [0, a]]: the largest growth is |(I + hJ)^K|_2 and beats the eigenvalues by
+    asinh(|c| T / 2) e-folds up to O(h); the departure from normality is |c|."""
     J = torch.tensor([[a, c], [0.0, a]], dtype=F64)
     T = 4.0
     exact = torch.linalg.matrix_norm(torch.linalg.matrix_exp(T * J), ord=2) / math.exp(a * T)
@@ -82,7 +88,7 @@ def test_jordan_control_fails_by_the_closed_form_factor(a, c):
     x = torch.randn(3, 2, generator=gen(9), dtype=F64)
     gaps = []
     for K in (400, 800):
-        net = gr.constant_network(J, T, K)
+        net = constant_network(J, T, K)
         g = gr.growth_comparison(net, x, generator=gen(10))
         power = torch.linalg.matrix_power(torch.eye(2, dtype=F64) + net.h * J, K)
         torch.testing.assert_close(g.largest[-1], torch.linalg.matrix_norm(power, ord=2)
@@ -96,7 +102,7 @@ def test_jordan_control_fails_by_the_closed_form_factor(a, c):
 
 def test_markus_yamabe_largest_growth_attains_the_log_norm_bound():
     """alpha = -1/4, mu_2 = 1/2 for every frozen A(t); the flow grows like e^(t/2)."""
-    net = st.markus_yamabe_network(T=4.0, depth=400)
+    net = markus_yamabe_network(T=4.0, depth=400)
     c = gr.growth_comparison(net, torch.randn(4, 2, generator=gen(11), dtype=F64))
     T = float(c.t[-1])
     assert bool((c.largest <= c.log_norms * (1 + 1e-6)).all())
@@ -104,22 +110,8 @@ def test_markus_yamabe_largest_growth_attains_the_log_norm_bound():
     assert float(c.largest[-1].min()) > 10 * math.exp(-T / 4)         # eigenvalues no bound
 
 
-def test_henrici_departure():
-    Q = torch.linalg.qr(torch.randn(3, 3, generator=gen(12), dtype=F64)).Q
-    normal = Q @ torch.diag(torch.tensor([1.0, -2.0, 0.5], dtype=F64)) @ Q.T
-    assert float(st.henrici_departure(normal)) < 1e-7
-    rotation = torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=F64)    # normal, complex spectrum
-    assert float(st.henrici_departure(rotation)) < 1e-7
-    N = torch.triu(torch.randn(3, 3, generator=gen(13), dtype=F64))  # dep = |strict part|_F
-    expected = torch.triu(N, 1).norm()
-    torch.testing.assert_close(st.henrici_departure(Q @ N @ Q.T), expected)
-    batch = st.henrici_departure(torch.stack([normal, Q @ N @ Q.T]))
-    assert batch.shape == (2,)
-
-
 def test_bad_input():
-    with pytest.raises(ValueError, match="J must"):
-        gr.constant_network(torch.zeros(2, 3), 1.0, 2)
+    """Bad numbers, networks with members and non-tensor inputs are refused."""
     with pytest.raises(ValueError, match="T must"):
         gr.jordan_growth(1.0, -1.0)
     with pytest.raises(ValueError, match="c must"):
@@ -128,3 +120,34 @@ def test_bad_input():
         gr.largest_growth(lib.ODENet(width=2, depth=2, seed=[0, 1]), torch.zeros(3, 2))
     with pytest.raises(TypeError, match="x must"):
         gr.largest_growth(lib.ODENet(width=2, depth=2), [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("cls, method", [(SecondOrderField, "stormer_verlet"),
+                                         (GeneralHamiltonianField, "rk4")])
+def test_growth_of_a_hamiltonian_network_is_its_tangent_growth(cls, method):
+    """On the pair state (z, p): Phi^k is [K+1, n, 2d, 2d], jacrev of y^0 -> y^k, and its norm
+    is lib.hamiltonian.tangent_growth (forward mode); a symplectic Phi has det 1."""
+    net = lib.ODENet(width=2, depth=5, T=2.5, method=method, field=cls, seed=2).double()
+    x = torch.randn(4, 2, generator=gen(3), dtype=F64)
+    jac = gr.flow_jacobians(net, x)
+    assert jac.shape == (6, 4, 4, 4)
+
+    def flow(y):
+        state = (y[None, :2], y[None, 2:])
+        for layer in net.layers():
+            state = layer(state)
+        return torch.cat(state, -1)[0]
+
+    y0 = torch.cat(net.lift(x), -1)
+    reference = torch.func.vmap(torch.func.jacrev(flow))(y0).detach()
+    torch.testing.assert_close(jac[-1], reference, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(gr.largest_growth(net, x), tangent_growth(net, x),
+                               rtol=1e-12, atol=0)
+    dets = torch.linalg.det(jac[-1])
+    if method == "stormer_verlet":
+        torch.testing.assert_close(dets, torch.ones(4, dtype=F64), rtol=0, atol=1e-12)
+    else:
+        assert float((dets - 1).abs().max()) > 1e-6
+    c = gr.growth_comparison(net, x, generator=gen(4))
+    assert c.largest.shape == c.random.shape == c.eigenvalues.shape == (6, 4)
+    assert bool((c.random <= c.largest * (1 + 1e-12)).all())
