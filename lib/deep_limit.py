@@ -24,10 +24,10 @@ from .training import train
 def objective(net: ODENet, X: torch.Tensor, y: torch.Tensor, lam: float,
               size: float) -> torch.Tensor:
     """The deep limit's objective ``E_K(theta) = cross-entropy + R_h(theta) + size penalty``
-    (:func:`lib.regularisers.time_smoothness` of weight ``lam``, the size penalty
-    ``size (h sum_k |theta^k|^2 + |w|^2 + w0^2)`` = :func:`lib.regularisers.weight_penalty` of
-    weight ``2 size``, of weight
-    ``size``) at the current parameters; one value per member."""
+    (:func:`lib.regularisers.time_smoothness` of weight ``lam``; the size penalty
+    ``size (h sum_k |theta^k|^2 + |w|^2 + w0^2)``, which is
+    :func:`lib.regularisers.weight_penalty` of weight ``2 size``) at the current parameters;
+    one value per member."""
     with torch.no_grad():
         return (cross_entropy(net(X), y) + time_smoothness(lam)(net)
                 + weight_penalty(2 * size)(net))
@@ -37,7 +37,7 @@ def path_steps(net: ODENet, X: torch.Tensor, y: torch.Tensor, m: int, optimizer:
                lr: float, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     """How far ``iterations`` steps of ``optimizer`` (``"gd"`` or ``"adam"``, rate ``lr``, data
     loss only) move ``theta(t)`` in ``L^2(0, T)`` (:func:`lib.parameter_path.path_distance`), from
-    ``net`` and from the same ``theta(t)`` on an ``m`` times finer grid (:func:`refine`):
+    ``net`` and from the same ``theta(t)`` on an ``m`` times finer grid (:meth:`~lib.models.ODENet.refined`):
     ``(coarse, fine)``, one value per member.  The gradient of layer ``k`` is ``h`` times the
     ``L^2`` gradient at ``t_k``, so with a fixed rate gradient descent moves the fine network
     about ``m`` times less; Adam's steps do not depend on the scale of the gradient."""

@@ -38,7 +38,7 @@ from .bilinear import costates
 from .fields import VectorField, draw_normal, member_generators
 from .losses import LOSSES
 from .models import ODENet
-from .validate import non_negative, positive, positive_int
+from .validate import flag, non_negative, positive, positive_int
 
 __all__ = ["BinaryField", "layer_maps", "augmented_hamiltonian", "maximise_hamiltonian",
            "sign_rule", "MSA", "msa", "StraightThrough"]
@@ -55,6 +55,11 @@ class BinaryField(VectorField):
         super().__init__(width, layers, activation, generator)
         gens, S = member_generators(generator)
         self.A = nn.Parameter(draw_normal(gens, S, (layers, width, width), 1.0, 1).sign())
+
+    def signs(self) -> torch.Tensor:
+        """The weights ``A^k in {-1, +1}^{d x d}``, stacked ``[K, (S,) d, d]`` (the parameter
+        itself, for :class:`StraightThrough`'s ``binary``)."""
+        return self.A
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor]) -> torch.Tensor:
         (A,) = theta
@@ -128,7 +133,7 @@ class MSA(torch.optim.Optimizer):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; expected one of {sorted(LOSSES)}")
         positive(lr, "lr"), positive(inner_lr, "inner_lr"), non_negative(rho, "rho")
-        positive_int(inner_steps, "inner_steps")
+        positive_int(inner_steps, "inner_steps"), flag(binary, "binary")
         super().__init__(net.classifier.parameters(), dict(lr=float(lr)))
         self.net, self.X, self.y, self.loss = net, X, y, loss
         self.rho, self.inner_steps, self.inner_lr = float(rho), inner_steps, float(inner_lr)

@@ -1,5 +1,5 @@
 """The toy problems: seeded, of the documented shapes, and (without noise) labelled exactly by the
-rules of lib/data.py and DESIGN.md; the noise has the documented scale."""
+rules of lib/data.py's module docstring; the noise has the documented scale."""
 import math
 
 import pytest

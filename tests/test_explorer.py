@@ -26,7 +26,7 @@ def walk(widget):
 
 def test_explorer_has_no_output_widget_and_shows_a_png(monkeypatch):
     import IPython.display
-    from lib.plotting.explorer import explorer
+    from lib.interactive import explorer
 
     def refuse(*args, **kwargs):
         raise AssertionError("the explorer must not display while a cell runs")
@@ -48,7 +48,7 @@ def test_explorer_has_no_output_widget_and_shows_a_png(monkeypatch):
 
 
 def test_explorer_reports_errors_in_its_status_line():
-    from lib.plotting.explorer import explorer
+    from lib.interactive import explorer
     box = explorer("spiral", **SMALL)
     box.children[1].value = 2.0
     box = explorer("no-such-dataset", **SMALL)
@@ -65,7 +65,7 @@ def test_nbclient_never_mirrors_an_output_widget(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
                                  "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(
-        "import lib\nlib.setup_notebook(0)\nfrom lib.plotting.explorer import explorer\n"
+        "import lib\nlib.setup_notebook(0)\nfrom lib.interactive import explorer\n"
         f"explorer('spiral', iterations={SMALL['iterations']}, n={SMALL['n']})")]
     hooks = []
 

@@ -39,7 +39,7 @@ def test_a_chapter_runs_as_a_script_until_a_claim_fails(tmp_path):
     result, output = run_chapter(tmp_path, [
         SETUP_CELL,
         "%matplotlib inline\nfrom IPython.display import display\nfrom lib import claims",
-        "from lib.plotting.explorer import explorer, explorer_figure\nexplorer()",
+        "from lib.interactive import explorer, explorer_figure\nexplorer()",
         "fig = explorer_figure('spiral', depth=2, iterations=3, n=20)\ndisplay(fig)\n"
         "import matplotlib.pyplot as plt\nplt.show()\nprint('drawn')",
         "print(claims.at_most('a small number', 1.0, 2.0))",

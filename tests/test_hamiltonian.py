@@ -433,7 +433,6 @@ def test_hamiltonian_figures_are_labelled():
                                                        *phase_points(2), 10)),
                hplot.reconstruction_errors([10, 100], {"float64": [1e-15, 1e-14]},
                                            {"float64": 2 ** -53}),
-               hplot.memory_vs_depth([10, 100], {"DTO": [1e6, 1e7], "reversible": [1e5, 1e5]}),
                hplot.inversion_growth({"K = 10": (torch.tensor([2.0, 30.0]),
                                                   torch.tensor([1e-15, 1e-14]))}, 2 ** -52)]
     for fig in figures:

@@ -6,21 +6,17 @@ import pytest
 import torch
 
 import lib
+from lib import examples
 from lib import lipschitz as lp
 from lib.fields import GradientField
-from lib.stability import jacobians
-from lib.train import train
+from lib.spectra import jacobians
 
 F64 = torch.float64
 
 
 def gradient_layer(width, h_norm2, activation="identity", rank=None, seed=0):
-    return lp.gradient_layer(h_norm2, width, activation, rank,
-                             generator=torch.Generator().manual_seed(seed))
-
-
-def layer_map(net):
-    return lambda z: net.step(0, z)
+    return examples.gradient_layer(h_norm2, width, activation, rank,
+                                   generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("h_norm2", [0.5, 1.5, 2.0, 2.5, 3.0])
@@ -28,9 +24,14 @@ def test_layer_bound_is_the_largest_singular_value_where_attained(h_norm2):
     """Identity activation, rank-deficient A: the Euler step is linear, I - h A^T A has the
     singular values 1 (the kernel) and |1 - h s_i^2|, so its norm is max(1, h||A||^2 - 1)."""
     net = gradient_layer(5, h_norm2, rank=3)
-    J = torch.eye(5, dtype=F64) - net.h * net.field.stacks()["A"][0].T @ net.field.stacks()["A"][0]
+    A = net.field.linear_parts()[0].detach()
+    J = torch.eye(5, dtype=F64) - net.h * A.T @ A
     exact = torch.linalg.svdvals(J)[0]
     torch.testing.assert_close(lp.layer_bounds(net)[0], exact, rtol=1e-13, atol=0)
+    # and it is the layer's own Jacobian (the identity activation makes the step linear)
+    z = torch.zeros(1, 5, dtype=F64)
+    step = torch.func.jacrev(lambda v: net.layer(0)(v[None])[0])(z[0])
+    torch.testing.assert_close(step, J, rtol=0, atol=1e-14)
 
 
 def test_spectral_norms_are_torch_linalg_svdvals():
@@ -40,9 +41,10 @@ def test_spectral_norms_are_torch_linalg_svdvals():
 
 def test_resnet_layer_bound_attained_for_a_positive_multiple_of_the_identity():
     net = lib.ODENet(width=3, depth=1, activation="identity").double()
-    with torch.no_grad():
-        net.field.stacks()["A"].copy_(0.7 * torch.eye(3, dtype=F64)[None])
+    net.field.set_affine(0.7 * torch.eye(3, dtype=F64))
     torch.testing.assert_close(lp.layer_bounds(net)[0], torch.tensor(1.7, dtype=F64))
+    ratios = pair_quotients(net, pairs=100)   # the step is z -> 1.7 z + h b: every pair at 1.7
+    torch.testing.assert_close(ratios, torch.full((100,), 1.7, dtype=F64), rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
@@ -87,19 +89,19 @@ def test_the_constraint_holds_after_every_step():
 
     def watch(net):
         with torch.no_grad():
-            seen.append(torch.cat([net.h * lp.spectral_norms(net.field.stacks()["A"]).square()
-                                   .flatten() / 2, lp.spectral_norms(net.linear_lift.P),
-                                   lp.spectral_norms(net.classifier.w)]).max())
+            seen.append(torch.cat([net.h * lp.spectral_norms(net.field.linear_parts()).square()
+                                   .flatten() / 2, lp.spectral_norms(net.linear_lift.matrix()),
+                                   lp.spectral_norms(net.classifier.matrix())]).max())
         return torch.zeros(2, dtype=F64)
 
-    train(net, X, y, iterations=30, lr=0.1, regulariser=watch,
-          constraint=lp.nonexpansive_constraint(2.0))
+    lib.train(net, X, y, iterations=30, lr=0.1, regulariser=watch,
+              constraint=lp.nonexpansive_constraint(2.0))
     assert len(seen) == 30 and max(seen) <= 1 + 1e-12
     assert float(lp.network_bound(net).max()) <= 1 + 1e-12
     unconstrained = lib.ODENet(width=8, depth=4, T=2.0, field="gradient", classes=3,
                                in_features=16, lift="linear", seed=[0, 1]).double()
     seen.clear()
-    train(unconstrained, X, y, iterations=30, lr=0.1, regulariser=watch)
+    lib.train(unconstrained, X, y, iterations=30, lr=0.1, regulariser=watch)
     assert max(seen) > 1.5
 
 
@@ -115,15 +117,18 @@ def test_estimate_stays_below_the_network_bound():
 
 
 def test_gradient_layer_has_the_asked_step_norm_and_rank():
-    net = lp.gradient_layer(1.7, width=4, rank=2, generator=torch.Generator().manual_seed(5))
-    A = net.field.stacks()["A"][0].detach()
+    net = examples.gradient_layer(1.7, width=4, rank=2,
+                                  generator=torch.Generator().manual_seed(5))
+    assert net.depth == 1 and net.h == 1.0 and net.tableau.name == "euler"
+    A = net.field.linear_parts()[0].detach()
     s = torch.linalg.svdvals(A)
     assert float(net.h * s[0] ** 2) == pytest.approx(1.7, rel=1e-14)
     assert float(s[2:].max()) <= 1e-14 * float(s[0])
+    assert torch.equal(net.field.biases(), torch.zeros(1, 4, dtype=F64))
     with pytest.raises(ValueError, match="rank must be an int in 1..4"):
-        lp.gradient_layer(1.0, width=4, rank=5)
-    with pytest.raises(ValueError, match="h_norm2 must be a number >= 0"):
-        lp.gradient_layer(-1.0)
+        examples.gradient_layer(1.0, width=4, rank=5)
+    with pytest.raises(ValueError, match="h_norm2 must be"):
+        examples.gradient_layer(-1.0)
 
 
 def test_bad_arguments():

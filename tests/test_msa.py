@@ -8,21 +8,28 @@ import pytest
 import torch
 
 import lib
-from lib import adjoint, msa
+from lib import msa
+from lib.bilinear import costates
+from lib.gradients import DTO, layer_keys
 
 EPS = torch.finfo(torch.float64).eps
 
 
 @pytest.fixture
-def problem():
-    X, y = lib.make_dataset("donut2d", 20, seed=0, dtype=torch.float64)
-    return X, y
+def problem(donut):
+    return donut(20)
 
 
 def sweeps(net, X, y):
     states = net.trajectory(X).detach()
-    lam = adjoint.costates(net, X, y) * X.shape[0]
+    lam = costates(net, X, y) * X.shape[0]
     return states, lam
+
+
+def binary_weights(net):
+    """The one stacked parameter ``A`` of a :class:`lib.msa.BinaryField`."""
+    (A,) = net.field.stacks().values()
+    return A
 
 
 @pytest.mark.parametrize("method", ["euler", "rk4"])
@@ -32,7 +39,7 @@ def test_layer_maps_are_the_network_steps(problem, method):
     states = net.trajectory(X).detach()
     batched = msa.layer_maps(net, states[:-1], net.field.stacks().values())
     for k in range(net.depth):
-        assert torch.allclose(batched[k], net.step(k, states[k]), rtol=0, atol=8 * EPS)
+        assert torch.allclose(batched[k], net.layer(k)(states[k]), rtol=0, atol=8 * EPS)
     assert torch.allclose(batched, states[1:], rtol=0, atol=8 * EPS)
 
 
@@ -42,8 +49,8 @@ def test_hamiltonian_gradient_is_minus_backpropagation(problem):
     states, lam = sweeps(net, X, y)
     leaves = [p.detach().clone().requires_grad_(True) for p in net.field.stacks().values()]
     grads = torch.autograd.grad(msa.augmented_hamiltonian(net, states, lam, leaves, 0.0), leaves)
-    exact = adjoint.dto_gradient(net, X, y)
-    for key, g in zip(adjoint.layer_keys(net), grads):
+    exact = DTO()(net, X, y)
+    for key, g in zip(layer_keys(net), grads):
         assert torch.allclose(g, -exact[key], rtol=1e-12, atol=1e-15)
 
 
@@ -71,8 +78,8 @@ def test_one_inner_step_is_a_gradient_descent_step(problem):
     net = lib.ODENet(width=3, depth=4, T=2.0, seed=4).double()
     states, lam = sweeps(net, X, y)
     new = msa.maximise_hamiltonian(net, states, lam, rho=1.0, steps=1, lr=0.5)
-    exact = adjoint.dto_gradient(net, X, y)
-    for key, theta, p in zip(adjoint.layer_keys(net), new, net.field.stacks().values()):
+    exact = DTO()(net, X, y)
+    for key, theta, p in zip(layer_keys(net), new, net.field.stacks().values()):
         assert torch.allclose(theta, p - 0.5 * exact[key], rtol=1e-12, atol=1e-14)
 
 
@@ -81,7 +88,7 @@ def test_sign_rule_is_the_brute_force_maximiser(problem, rho):
     X, y = problem
     net = lib.ODENet(width=2, depth=3, T=1.5, field=msa.BinaryField, seed=5).double()
     states, lam = sweeps(net, X, y)
-    A_old = net.field.A.detach().clone()
+    A_old = binary_weights(net).detach().clone()
     leaves = [A_old.clone().requires_grad_(True)]
     (M,) = torch.autograd.grad(msa.augmented_hamiltonian(net, states, lam, leaves, 0.0), leaves)
     rule = msa.sign_rule(M, A_old, rho)
@@ -106,12 +113,15 @@ def test_emsa_trains_and_binary_weights_stay_binary(problem):
                         optimizer=msa.msa(net, X, y, loss="cross_entropy", lr=0.05, rho=1.0,
                                           inner_steps=3, inner_lr=0.3))
     assert history.loss[-1] < history.loss[0]
-    for make in (lambda n: msa.msa(n, X, y, loss="cross_entropy", lr=0.05, rho=0.5,
+    for make in (lambda n: msa.msa(n, X, y, loss="cross_entropy", lr=0.05, rho=0.01,
                                    binary=True),
-                 lambda n: functools.partial(msa.StraightThrough, binary=[n.field.A], lr=0.05)):
+                 lambda n: functools.partial(msa.StraightThrough, binary=[binary_weights(n)],
+                                             lr=0.2)):
         net = lib.ODENet(width=3, depth=4, T=2.0, field=msa.BinaryField, seed=7).double()
+        before = binary_weights(net).detach().clone()
         history = lib.train(net, X, y, iterations=10, optimizer=make(net))
-        assert set(net.field.A.unique().tolist()) <= {-1.0, 1.0}
+        assert set(binary_weights(net).unique().tolist()) <= {-1.0, 1.0}
+        assert not torch.equal(binary_weights(net), before)      # some signs flipped
         assert history.loss.min() < history.loss[0]
 
 
@@ -125,6 +135,6 @@ def test_bad_arguments(problem):
     with pytest.raises(ValueError, match="binary"):
         msa.StraightThrough(list(net.parameters()), binary=[], lr=0.1)
     with pytest.raises(ValueError, match="lr"):
-        msa.StraightThrough(list(net.parameters()), binary=[net.field.A], lr=0.0)
+        msa.StraightThrough(list(net.parameters()), binary=[net.field.linear_parts()], lr=0.0)
     with pytest.raises(TypeError, match="net"):
         msa.MSA(lib.ODENet(width=3, depth=2, seed=[0, 1]), X, y, loss="cross_entropy", lr=0.1)

@@ -157,13 +157,82 @@ def test_nesterov_restart_reaches_lower_values_on_a_strongly_convex_quadratic():
     assert f(restarted[-1]) < 1e-3 * f(plain[-1])
 
 
-def test_optimisers_train_a_network():
-    X, y = lib.make_dataset("donut2d", 50, seed=0, dtype=torch.float64)
+def test_optimisers_train_a_network(donut):
+    X, y = donut(50)
     for make in (functools.partial(optim.HeavyBall, h=0.3, gamma=1.0),
                  functools.partial(optim.HamiltonianDescent, h=0.3, gamma=1.0, a=1.5)):
         net = lib.ODENet(width=2, depth=4, seed=0).double()
         history = lib.train(net, X, y, iterations=30, optimizer=make)
         assert history.loss[-1] < history.loss[0]
+
+
+def test_power_kinetic_gradient_is_the_gradient_of_the_kinetic_energy():
+    p = torch.tensor([0.3, -1.2, 0.5], dtype=torch.float64)
+    for a in (1.5, 2.0, 4 / 3, 3.0):
+        exact = torch.func.grad(lambda v: v.norm() ** a / a)(p)
+        torch.testing.assert_close(optim.power_kinetic_gradient(p, a), exact, rtol=1e-14, atol=0)
+    assert torch.equal(optim.power_kinetic_gradient(p, 2.0), p)
+    assert torch.equal(optim.power_kinetic_gradient(torch.zeros(3), 1.5), torch.zeros(3))
+
+
+def test_momentum_iterates_start_at_rest_and_repeat_the_step():
+    Q, x0 = quadratic()
+    gradient = lambda x: Q @ x  # noqa: E731
+    qs = optim.momentum_iterates(optim.heavy_ball_step, x0, gradient, 5, 0.2, 0.5)
+    q, p = x0, torch.zeros_like(x0)
+    assert qs.shape == (6, 4) and torch.equal(qs[0], x0)
+    for k in range(5):
+        q, p = optim.heavy_ball_step(q, p, gradient, 0.2, 0.5)
+        assert torch.equal(qs[k + 1], q)
+
+
+def test_linear_rate_is_exact_on_a_geometric_sequence_and_refuses_bad_windows():
+    k = torch.arange(30, dtype=torch.float64)
+    values = 3 * torch.exp(-0.2 * k)
+    assert optim.linear_rate(values, 0, 29) == pytest.approx(0.2, rel=1e-12)
+    assert optim.linear_rate(values, 10, 15) == pytest.approx(0.2, rel=1e-12)
+    sublinear = 1 / (k + 1)       # the rate of f_k = 1/(k+1) decays from window to window
+    assert optim.linear_rate(sublinear, 20, 29) < 0.5 * optim.linear_rate(sublinear, 0, 9)
+    for first, last in ((5, 5), (-1, 3), (0, 30)):
+        with pytest.raises(ValueError, match="0 <= first < last < len"):
+            optim.linear_rate(values, first, last)
+    with pytest.raises(ValueError, match="positive"):
+        optim.linear_rate(values - 1, 0, 29)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_sharpness_is_the_largest_eigenvalue_of_the_hessian(donut):
+    # (forward-mode AD loads torch's own TorchScript decompositions once, which warns)
+    """Power iteration against the eigenvalues of the full Hessian of the data loss over all
+    15 parameters of a small network (the largest in modulus is positive here)."""
+    X, y = donut(30)
+    net = lib.ODENet(width=2, depth=2, T=1.0, seed=1).double()
+    names, shapes = zip(*((n, p.shape) for n, p in net.named_parameters()))
+    theta = torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    def E(vector):
+        chunks = vector.split([math.prod(s) for s in shapes])
+        params = {n: c.view(s) for n, c, s in zip(names, chunks, shapes)}
+        return lib.losses.cross_entropy(torch.func.functional_call(net, params, (X,)), y)
+
+    eigenvalues = torch.linalg.eigvalsh(torch.func.hessian(E)(theta))
+    assert eigenvalues[-1] > eigenvalues[0].abs()
+    assert optim.sharpness(net, X, y) == pytest.approx(float(eigenvalues[-1]), rel=1e-9)
+
+
+def test_layer_displacements_train_a_copy(donut):
+    from lib.parameter_path import parameter_path
+
+    X, y = donut(30)
+    net = lib.ODENet(width=2, depth=3, T=1.5, seed=2).double()
+    before = parameter_path(net)
+    moved = optim.layer_displacements(net, X, y, "gd", 0.1, 5)
+    assert torch.equal(parameter_path(net), before)          # the network itself is untouched
+    trained = lib.ODENet(width=2, depth=3, T=1.5, seed=2).double()
+    lib.train(trained, X, y, iterations=5, optimizer="gd", lr=0.1)
+    torch.testing.assert_close(moved, (parameter_path(trained) - before).norm(dim=-1),
+                               rtol=1e-12, atol=0)
+    assert moved.shape == (3,) and bool((moved > 0).all())
 
 
 def test_bad_arguments():

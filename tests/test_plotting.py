@@ -26,17 +26,6 @@ def labelled(fig):
     return True
 
 
-def test_experiment_records_everything(run):
-    assert run.history.recorded == [20] and len(run.history.loss) == 20
-    assert run.train_accuracy.shape == run.validation_accuracy.shape == (5,)
-    assert bool(((0 <= run.validation_accuracy) & (run.validation_accuracy <= 1)).all())
-    assert run.name in run.summary() and "validation" in run.summary()
-    assert not torch.equal(run.X, run.X_val)
-    one = run.member(2)
-    assert one.net.members is None and torch.equal(one.X, run.X[2])
-    assert float(one.validation_accuracy) == float(run.validation_accuracy[2])
-
-
 def test_figures_are_labelled(run):
     assert labelled(cplot.datasets({"donut2d": (run.X, run.y)}))
     one = run.member(0)
@@ -58,9 +47,17 @@ def test_decision_regions_needs_two_classes(run):
 
 
 def test_explorer_figure_and_widget():
-    from lib.plotting.explorer import explorer, explorer_figure
-    assert labelled(explorer_figure("spiral", depth=2, iterations=5, n=40))
-    widget = explorer()
+    from lib.experiments import explore
+    from lib.interactive import explorer
+    from lib.plotting.explorer import explorer_figure
+    run = explore("spiral", depth=2, iterations=5, n=40)
+    fig = explorer_figure(run)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("K = 2, h = 1, tanh: accuracy")
+    assert titles[1:] == ["features at layer 0 (t = 0)", "features at layer 1 (t = 1)",
+                          "features at layer 2 (t = 2)"]
+    assert labelled(fig)
+    widget = explorer(iterations=5, n=40)
     assert [c.description for c in widget.children[:3]] == ["K", "h", "σ"]
     plt.close("all")
 
@@ -90,10 +87,9 @@ def test_median_regions_and_determinant_signs_are_labelled(run):
 
 def test_determinant_signs_picks_the_folding_layer_and_draws_its_fold_line():
     net = lib.ODENet(width=2, depth=5, seed=0).double()    # h = 1, tanh
-    with torch.no_grad():  # only layer 3 folds: det(I + diag(tanh') A) < 0 near the origin
-        net.field.A.zero_()
-        net.field.A[3] = torch.tensor([[-3.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
-        net.field.b.zero_()
+    A = torch.zeros(5, 2, 2, dtype=torch.float64)  # only layer 3 folds: det(I + diag(tanh') A)
+    A[3] = torch.tensor([[-3.0, 0.0], [0.0, 1.0]], dtype=torch.float64)  # < 0 near the origin
+    net.field.set_affine(A, torch.zeros(2))
     X = torch.tensor([[-3.0, -3.0], [3.0, 3.0]], dtype=torch.float64)
     fig = cplot.determinant_signs(net, X, torch.tensor([0, 1]), resolution=41, margin=0.0)
     titles = [ax.get_title() for ax in fig.axes]

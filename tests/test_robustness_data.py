@@ -15,7 +15,7 @@ import torch
 import lib
 from lib import robustness as rb
 from lib.lipschitz import network_bound
-from lib.train import accuracy
+from lib.losses import accuracy
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "book" / "data"
 

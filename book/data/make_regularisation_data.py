@@ -50,8 +50,9 @@ DEPTHS = (10, 20, 40, 80, 160)
 DEEP_LAMBDAS = (0.0, 0.1)
 
 SIZE = 1e-3
-"""The weight of the size penalty (:func:`lib.deep_limit.size_penalty`) of the deep limit's
-objective, which the theorem of Thorpe and van Gennip assumes."""
+"""The weight of the size penalty of the deep limit's objective (:func:`lib.deep_limit.objective`;
+:func:`lib.regularisers.weight_penalty` of weight ``2 SIZE``), which the theorem of Thorpe and
+van Gennip assumes."""
 
 DEEP_TRAINING = dict(iterations=3000, lr=0.05)
 

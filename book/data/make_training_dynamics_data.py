@@ -5,7 +5,7 @@ core).  Two experiments, each over the seeds :data:`SEEDS`:
 
 - ``sin``: fit ``sin(x)`` on ``[-pi, pi]`` (100 training and 100 test points drawn with the
   seed) with a ResNet of 20 layers of width 5 and tanh (Li, Chen, Tai & E 2018), by gradient
-  descent, Adam, basic MSA and E-MSA (:mod:`lib.msa`), all through :func:`lib.train.train`;
+  descent, Adam, basic MSA and E-MSA (:mod:`lib.msa`), all through :func:`lib.train`;
   the objective at every iteration and the wall-clock seconds of each run.
 - ``binary``: a network with binary weights (:class:`lib.msa.BinaryField`) on ``donut1d``,
   trained by MSA's sign rule and by the straight-through estimator; accuracies.
@@ -25,7 +25,8 @@ import torch
 
 import lib
 from lib import msa
-from lib.train import accuracy, mean_squared, train
+from lib.losses import accuracy, mean_squared
+from lib.training import train
 
 HERE = pathlib.Path(__file__).resolve().parent
 FILE = HERE / "ch7_training_dynamics.json"
@@ -89,10 +90,10 @@ def binary_run(method: str, seed: int, iterations: int | None = None) -> dict:
     if method == "MSA sign rule":
         optimizer = msa.msa(net, X, y, loss="cross_entropy", binary=True, **options)
     else:
-        optimizer = functools.partial(msa.StraightThrough, binary=[net.field.A], **options)
+        optimizer = functools.partial(msa.StraightThrough, binary=[net.field.signs()], **options)
     history = train(net, X, y, iterations=iterations, optimizer=optimizer,
                     record_every=iterations)
-    binary = bool(((net.field.A == 1) | (net.field.A == -1)).all())
+    binary = bool(((net.field.signs() == 1) | (net.field.signs() == -1)).all())
     return dict(loss=history.loss.tolist(), train=float(accuracy(net, X, y)),
                 validation=float(accuracy(net, Xv, yv)), binary=binary)
 

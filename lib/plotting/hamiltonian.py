@@ -108,18 +108,6 @@ def reconstruction_errors(depths: Sequence[int], errors: Mapping[str, Sequence[f
     return fig
 
 
-def memory_vs_depth(depths: Sequence[int], peaks: Mapping[str, Sequence[float]]):
-    """Peak memory (MiB) of each named gradient method against the depth ``K``, log-log."""
-    fig, axes = panels(1, height=2.6)
-    ax = axes[0]
-    for i, (name, values) in enumerate(peaks.items()):
-        ax.loglog(depths, [v / 2 ** 20 for v in values], "o-", color=f"C{i}", label=name)
-    _log_axes(ax, "depth $K$", "peak memory (MiB)")
-    _depth_ticks(ax, depths)
-    ax.legend(loc="upper left")
-    return fig
-
-
 def growth_factors(runs: Mapping[str, PerturbationGrowth]):
     """The growth ``|z_2(t_k) - z_1(t_k)| / |z_2(0) - z_1(0)|`` of input perturbations through
     each named network (a :class:`lib.one_sided.PerturbationGrowth`): the largest (solid),

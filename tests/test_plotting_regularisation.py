@@ -1,4 +1,4 @@
-"""The pieces behind chapter 6 and its appendix that no module test covers: the spectra of the
+"""The figures of lib.plotting.regularisation (chapter 6) and what they draw: the spectra of the
 growth comparison and of the stability summary come from lib.spectra.jacobians (one copy of
 the code), and the chapter's figures (lib.plotting.regularisation,
 lib.plotting.classification.transition_grid and decision_region_grid) have the axes and artists
