@@ -16,15 +16,6 @@ from lib.regularisers import time_smoothness, weight_penalty
 from lib.training import History
 
 F64 = torch.float64
-TINY = dict(dataset="spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4, T=2.0,
-            lam=0.1, dtype="float64")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return ex.run(TINY)
-
-
 def same_parameters(a, b):
     return all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
 
@@ -120,8 +111,8 @@ def test_median_member_is_the_lower_median_of_the_validation_accuracy(tiny):
 
 # --- run: configurations as data ----------------------------------------------------------------
 
-def test_run_is_deterministic_and_is_classify(tiny):
-    again = ex.run(TINY)
+def test_run_is_deterministic_and_is_classify(tiny_config, tiny):
+    again = ex.run(tiny_config)
     assert same_parameters(tiny.net, again.net)
     assert torch.equal(tiny.history.loss, again.history.loss)
     direct = ex.classify("spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4, T=2.0,
@@ -133,37 +124,37 @@ def test_run_is_deterministic_and_is_classify(tiny):
     assert tiny.X.dtype == F64 and tiny.history.loss.shape == (6, 2)
 
 
-def test_run_adds_the_size_penalty_and_defaults_to_no_regulariser():
-    config = dict(TINY, size=0.01)
+def test_run_adds_the_size_penalty_and_defaults_to_no_regulariser(tiny_config):
+    config = dict(tiny_config, size=0.01)
     sized = ex.run(config)
     by_hand = ex.classify("spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4, T=2.0,
                           dtype=F64, regulariser=lambda net: time_smoothness(0.1)(net)
                           + weight_penalty(2 * 0.01)(net))
     assert same_parameters(sized.net, by_hand.net)
-    plain = ex.run({k: v for k, v in TINY.items() if k != "lam"})
+    plain = ex.run({k: v for k, v in tiny_config.items() if k != "lam"})
     unregularised = ex.classify("spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4,
                                 T=2.0, dtype=F64)
     assert same_parameters(plain.net, unregularised.net)
-    assert ex.run(dict(TINY, dtype="float32")).X.dtype == torch.float32
+    assert ex.run(dict(tiny_config, dtype="float32")).X.dtype == torch.float32
 
 
-@pytest.mark.parametrize("config, message", [
-    ({k: v for k, v in TINY.items() if k != "dataset"}, "dataset"),
-    (dict(TINY, dtype="float17"), r"config\['dtype'\] must name a torch dtype"),
-    (dict(TINY, regulariser=None), "by its weight 'lam'"),
-    ([("dataset", "spiral")], "must be a mapping"),
+@pytest.mark.parametrize("change, message", [
+    (lambda c: {k: v for k, v in c.items() if k != "dataset"}, "dataset"),
+    (lambda c: dict(c, dtype="float17"), r"config\['dtype'\] must name a torch dtype"),
+    (lambda c: dict(c, regulariser=None), "by its weight 'lam'"),
+    (lambda c: [("dataset", "spiral")], "must be a mapping"),
 ])
-def test_run_refuses_bad_configurations(config, message):
+def test_run_refuses_bad_configurations(tiny_config, change, message):
     with pytest.raises(ValueError, match=message):
-        ex.run(config)
+        ex.run(change(tiny_config))
 
 
 # --- records ---------------------------------------------------------------------------------------
 
-def test_records_round_trip_exactly(tiny):
-    record = ex.to_record(tiny, TINY)
+def test_records_round_trip_exactly(tiny_config, tiny):
+    record = ex.to_record(tiny, tiny_config)
     assert json.loads(json.dumps(record)) == record          # plain data
-    assert record["config"] == TINY and record["config"] is not TINY
+    assert record["config"] == tiny_config and record["config"] is not tiny_config
     assert record["history"]["recorded"] == tiny.history.recorded and \
         not record["history"]["full_loss"]
     loaded = ex.from_record(record)
@@ -177,13 +168,13 @@ def test_records_round_trip_exactly(tiny):
     assert torch.equal(loaded.history.loss, tiny.history.loss[recorded])
     with torch.no_grad():
         assert torch.equal(loaded.net(loaded.X_val), tiny.net(tiny.X_val))
-    full = ex.from_record(ex.to_record(tiny, TINY, full_loss=True))
+    full = ex.from_record(ex.to_record(tiny, tiny_config, full_loss=True))
     assert torch.equal(full.history.loss, tiny.history.loss)
-    assert ex.from_record(dict(record, config=dict(TINY, name="named"))).name == "named"
+    assert ex.from_record(dict(record, config=dict(tiny_config, name="named"))).name == "named"
 
 
-def test_save_and_load_records(tmp_path, tiny):
-    record = ex.to_record(tiny, TINY)
+def test_save_and_load_records(tiny_config, tmp_path, tiny):
+    record = ex.to_record(tiny, tiny_config)
     path = tmp_path / "runs.json"
     ex.save_records(path, {"a": record, "b": record}, note="test", seeds=[0, 1])
     lines = path.read_text().splitlines()

@@ -22,15 +22,6 @@ from lib.plotting import classification as cplot  # noqa: E402
 from lib.plotting import regularisation as rplot  # noqa: E402
 
 F64 = torch.float64
-TINY = dict(dataset="spiral", seeds=[0, 1], n=40, iterations=6, width=2, depth=4, T=2.0,
-            lam=0.1, dtype="float64")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return ex.run(TINY)
-
-
 def test_spectra_come_from_lib_spectra(monkeypatch, points, tiny):
     """trajectory_spectra and lib.growth.growth_comparison (and so stability_summary) compute
     every Jacobian of the field with lib.spectra.jacobians: one call per layer, no second

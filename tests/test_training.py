@@ -145,26 +145,20 @@ def test_three_classes_train():
 
 # --- the regulariser -----------------------------------------------------------------------------
 
-def time_smoothness_by_loop(net, lam):
-    """``lam h sum_k |(theta^{k+1} - theta^k) / h|^2`` over every stacked parameter, written out."""
-    h, total = net.h, 0.0
-    for k in range(net.depth - 1):
-        for theta in net.field.stacks().values():
-            total += (((theta[k + 1] - theta[k]) / h) ** 2).sum().item()
-    return lam * h * total
 
 
-def test_regulariser_is_added_to_the_objective_and_its_gradient_used(donut200):
+
+def test_regulariser_is_added_to_the_objective_and_its_gradient_used(smoothness_by_loop, donut200):
     """The recorded objective is data loss + R_h, and R_h's gradient smooths theta(t)."""
     (X, y), _ = donut200
     net = setting_net()
     plain = copy.deepcopy(net)
-    data, R = cross_entropy(net(X), y).item(), time_smoothness_by_loop(net, 1.0)
+    data, R = cross_entropy(net(X), y).item(), smoothness_by_loop(net, 1.0)
     history = train(net, X, y, iterations=50, lr=0.05, regulariser=time_smoothness(1.0))
     assert history.loss[0] == pytest.approx(data + R, rel=1e-5)
     train(plain, X, y, iterations=50, lr=0.05)
     # the regulariser's gradient makes the layers' parameters vary less in time
-    assert time_smoothness_by_loop(net, 1.0) < 0.5 * time_smoothness_by_loop(plain, 1.0)
+    assert smoothness_by_loop(net, 1.0) < 0.5 * smoothness_by_loop(plain, 1.0)
 
 
 def test_regulariser_returning_nan_stops_training_naming_the_iteration(donut200):
