@@ -27,11 +27,15 @@ __all__ = ["affine", "VectorField", "ResNetField", "GradientField", "Antisymmetr
 
 def affine(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """``alpha z A^T + b`` for the rows of ``z``: one fused ``addmm`` for ``z [n, d]``,
-    ``A [e, d]``, ``b [e]``, and one ``baddbmm`` for members ``z [S, n, d]``, ``A [S, e, d]``,
-    ``b [S, e]``."""
+    ``A [e, d]``, ``b [e]``; for members ``z [S, n, d]``, ``A [S, e, d]``, ``b [S, e]`` one
+    ``bmm`` and the bias added in place (on the CPU ``baddbmm`` with a bias is several times
+    slower than ``bmm`` at the book's widths, ``benchmarks/seeds.py``)."""
     if A.dim() == 2:
         return torch.addmm(b, z, A.T, alpha=alpha)
-    return torch.baddbmm(b.unsqueeze(-2), z, A.mT, alpha=alpha)
+    zA = torch.bmm(z, A.mT)
+    if alpha != 1.0:
+        return torch.add(b.unsqueeze(-2), zA, alpha=alpha)
+    return zA.add_(b.unsqueeze(-2))
 
 
 def positive_int(value, name: str) -> int:
