@@ -9,9 +9,9 @@ the field's own methods: :meth:`VectorField.stacks` (the stacked tensors by name
 
 **Members.**  A field can hold ``S`` independently initialised copies of itself, one per random
 seed, stacked along dimension 1: a parameter is then ``[K, S, ...]`` and a state ``[S, n, d]``.
-Every product is then one batched product (``torch.baddbmm``), so ``S`` seeds train as one
-computation; member ``s`` starts from exactly the parameters of a single field drawn from seed
-``s``.
+Every product is then one batched product (``torch.bmm`` or ``torch.baddbmm``, see
+:func:`affine`), so ``S`` seeds train as one computation; member ``s`` starts from exactly the
+parameters of a single field drawn from seed ``s``.
 """
 from __future__ import annotations
 
@@ -30,11 +30,28 @@ __all__ = ["affine", "VectorField", "AffineParameters", "AffineField", "ResNetFi
 
 def affine(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     """``alpha z A^T + b`` for the rows of ``z``: one fused ``addmm`` for ``z [n, d]``,
-    ``A [e, d]``, ``b [e]``, and one ``baddbmm`` for members ``z [S, n, d]``, ``A [S, e, d]``,
-    ``b [S, e]``."""
+    ``A [e, d]``, ``b [e]``.  For members ``z [S, n, d]``, ``A [S, e, d]``, ``b [S, e]`` the
+    result keeps the memory layout of ``z``: for a contiguous ``z`` one ``bmm`` with the bias added
+    in place (on the CPU ``baddbmm`` with a bias is several times slower than ``bmm`` at the
+    book's widths, ``benchmarks/seeds.py``); for a ``z`` whose points axis is contiguous (the
+    states of :class:`ResNetField` members) :func:`_points_affine`."""
     if A.dim() == 2:
         return torch.addmm(b, z, A.T, alpha=alpha)
-    return torch.baddbmm(b.unsqueeze(-2), z, A.mT, alpha=alpha)
+    if not z.is_contiguous() and z.mT.is_contiguous():
+        return _points_affine(z, A, b, alpha)
+    zA = torch.bmm(z, A.mT)
+    if alpha != 1.0:
+        return torch.add(b.unsqueeze(-2), zA, alpha=alpha)
+    return zA.add_(b.unsqueeze(-2))
+
+
+def _points_affine(z: torch.Tensor, A: torch.Tensor, b: torch.Tensor,
+                   alpha: float = 1.0) -> torch.Tensor:
+    """:func:`affine` for members, ``[S, n, e]``, with the points axis contiguous: one
+    ``baddbmm`` of the transposed product ``b + alpha A z^T`` ``[S, e, n]``, whose bias is added
+    along the points, several times faster at the book's widths than along rows of ``e``
+    entries."""
+    return torch.baddbmm(b.unsqueeze(-1), A, z.mT, alpha=alpha).mT
 
 
 def member_generators(generator) -> tuple[list, int | None]:
@@ -206,6 +223,8 @@ class ResNetField(AffineField):
 
     def forward(self, z: torch.Tensor, theta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         A, b = theta
+        if A.dim() == 3:  # members: the points axis contiguous, a layout that the state then
+            return self.sigma(_points_affine(z, A, b))  # takes (integrators.weighted_sum)
         return self.sigma(affine(z, A, b))
 
 

@@ -72,11 +72,20 @@ def _check_step(h: float) -> float:
 
 
 def weighted_sum(z: torch.Tensor, terms, weights, h: float) -> torch.Tensor:
-    """``z + h * sum_i w_i terms_i``, one fused kernel per non-zero weight."""
+    """``z + h * sum_i w_i terms_i``, one fused kernel per non-zero weight.  If the terms have
+    another memory layout than ``z`` (:class:`~lib.fields.ResNetField` members keep the points
+    axis contiguous), the sum takes theirs: a state takes the layout of its field in the first
+    step, and no later kernel mixes two layouts."""
     out = z
     for w, term in zip(weights, terms):
         if w != 0.0:
-            out = torch.add(out, term, alpha=h * w) if out is z else out.add_(term, alpha=h * w)
+            if out is not z:
+                out.add_(term, alpha=h * w)
+            elif (term.stride() == z.stride() or term.shape != z.shape
+                  or term.dtype != z.dtype):
+                out = torch.add(z, term, alpha=h * w)
+            else:
+                out = torch.empty_like(term).copy_(z).add_(term, alpha=h * w)
     return out
 
 

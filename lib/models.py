@@ -61,7 +61,7 @@ class Classifier(nn.Module):
             return affine(z, self.w, self.w0)
         if self.members is None:
             return torch.mv(z, self.w) + self.w0
-        return torch.baddbmm(self.w0[:, None, None], z, self.w.unsqueeze(-1)).squeeze(-1)
+        return affine(z, self.w.unsqueeze(-2), self.w0.unsqueeze(-1)).squeeze(-1)
 
     def matrix(self) -> torch.Tensor:
         """The read-out as matrices ``[(S,) rows, width]``: the logits are ``matrix() z + bias()``
